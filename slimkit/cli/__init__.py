@@ -114,15 +114,16 @@ def main(argv: Optional[list[str]] = None) -> None:
 
 def handle_exception(exc: BaseException) -> int:
     """Print a user error as a panel (exit 2); re-raise anything else as a bug."""
-    import click
+    import typer
 
     from slimkit.errors import SlimkitError
 
-    if isinstance(exc, click.exceptions.Exit):
-        return exc.exit_code
-    if isinstance(exc, click.exceptions.Abort):
+    # typer vendors its own click; match its exceptions (and plain click's) by shape.
+    if isinstance(exc, typer.Exit) or type(exc).__name__ == "Exit":
+        return int(getattr(exc, "exit_code", 0))
+    if isinstance(exc, typer.Abort) or type(exc).__name__ == "Abort":
         return 130
-    if isinstance(exc, click.ClickException):
+    if hasattr(exc, "show") and hasattr(exc, "exit_code"):
         exc.show()
         return 2
     if isinstance(exc, SlimkitError):
