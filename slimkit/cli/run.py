@@ -13,12 +13,36 @@ from slimkit.cli._common import ConfigOption, JsonOption, SetOption
 def run_command(
     config: Optional[Path] = ConfigOption,
     overrides: Optional[list[str]] = SetOption,
+    until: Optional[str] = typer.Option(
+        None,
+        "--until",
+        help="Stop after this stage (data, teach, distill, encode, train).",
+        show_default=False,
+    ),
+    force: Optional[str] = typer.Option(
+        None,
+        "--force",
+        help="Recompute this stage and every stage after it (their cached outputs are "
+        "dropped first; cached LLM responses are kept).",
+        show_default=False,
+    ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Run data -> teach -> distill -> encode -> train -> evaluate, each stage from the cache when unchanged."""
-    from slimkit.errors import SlimkitError
+    """Run data -> teach -> distill -> encode -> train -> evaluate, each stage from the cache when unchanged.
 
-    raise SlimkitError("`slimkit run` is not built yet (tracked in issue #8).")
+    Progress goes to stderr; an interrupted run resumes where it stopped.
+    """
+    from slimkit.cli._common import load_spec_from_cli, print_json
+    from slimkit.pipeline import check_stage_name, run_pipeline
+
+    if until is not None:
+        check_stage_name(until, "--until")
+    if force is not None:
+        check_stage_name(force, "--force")
+    spec = load_spec_from_cli(config, overrides)
+    report = run_pipeline(spec, until=until, force=force, progress=True)
+    if as_json:
+        print_json(report.to_dict())
 
 
 def register(app: typer.Typer) -> None:

@@ -15,10 +15,40 @@ def status_command(
     overrides: Optional[list[str]] = SetOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Show per stage whether it is cached, stale (and why) or missing."""
-    from slimkit.errors import SlimkitError
+    """Show per stage whether it is cached, stale (and which setting changed) or missing."""
+    from slimkit.cli._common import load_spec_from_cli, print_json
+    from slimkit.pipeline import pipeline_status
 
-    raise SlimkitError("`slimkit status` is not built yet (tracked in issue #8).")
+    spec = load_spec_from_cli(config, overrides)
+    rows = pipeline_status(spec)
+    if as_json:
+        print_json(rows)
+        return
+    from rich.table import Table
+
+    from slimkit.cli._common import stdout_console
+
+    styles = {"cached": "green", "stale": "yellow", "missing": "red", "skipped": "dim"}
+    table = Table(title=f"slimkit status: {spec.source or 'built-in defaults'}", title_justify="left")
+    table.add_column("stage")
+    table.add_column("status")
+    table.add_column("key")
+    table.add_column("why", overflow="fold")
+    for row in rows:
+        why = row.get("reason") or "\n".join(row.get("changes") or [])
+        table.add_row(
+            row["stage"],
+            f"[{styles[row['status']]}]{row['status']}[/]",
+            row["key"][:12] if row["status"] != "skipped" else "",
+            why,
+        )
+    console = stdout_console()
+    console.print(table)
+    todo = [r["stage"] for r in rows if r["status"] in ("stale", "missing")]
+    if todo:
+        console.print(f"[dim]`slimkit run` would compute: {', '.join(todo)}[/]")
+    else:
+        console.print("[dim]Everything is cached: `slimkit run` does no work.[/]")
 
 
 def register(app: typer.Typer) -> None:
