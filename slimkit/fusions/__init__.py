@@ -30,7 +30,20 @@ none = Component(
 class ItemTextFusionParams(FusionParams):
     needs_item_text: ClassVar[bool] = True
     needs_rationales: ClassVar[bool] = False
+    mode: Literal["concat", "add", "gate"] = Field(
+        "concat", description="How projected item text and ID vectors are fused."
+    )
     dropout: float = Field(0.1, ge=0, lt=1, description="Dropout on projected text vectors.")
+    standardize: bool = Field(
+        True,
+        description="Centre text vectors and scale them to unit mean norm before projecting "
+        "(makes the head independent of the encoder's vector scale).",
+    )
+    fuse_inputs: bool = Field(
+        True,
+        description="Also feed the fused item vectors to the backbone (needs its "
+        "encode_embedded); false: the backbone reads plain ID embeddings.",
+    )
 
 
 item_text = Component(
@@ -53,6 +66,23 @@ class SlimFusionParams(FusionParams):
     )
     use_item_text: bool = Field(True, description="Fuse item text vectors into item vectors too.")
     dropout: float = Field(0.1, ge=0, lt=1, description="Dropout on projected text vectors.")
+    standardize: bool = Field(
+        True,
+        description="Centre text vectors and scale them to unit mean norm before projecting "
+        "(makes the head independent of the encoder's vector scale).",
+    )
+    fuse_inputs: bool = Field(
+        True,
+        description="Also feed the fused item vectors to the backbone (needs its "
+        "encode_embedded); false: the backbone reads plain ID embeddings.",
+    )
+    rationale_dropout: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Train this share of rows as if the user had no rationale, so the "
+        "sequence path keeps carrying the signal.",
+    )
 
 
 slim = Component(
@@ -71,11 +101,22 @@ class TextMatchParams(FusionParams):
     rationale_source: Literal["student", "teacher"] = Field(
         "student", description="Whose rationales represent users."
     )
-    hidden_size: int = Field(64, ge=1, description="Dimension of the shared matching space.")
+    hidden_size: Optional[int] = Field(
+        None,
+        ge=1,
+        description="Dimension of the shared matching space; empty: the backbone's "
+        "hidden_size (required to match it with use_history).",
+    )
     use_history: bool = Field(
         True, description="Also represent users by their history's item texts (no IDs)."
     )
     temperature: float = Field(0.07, gt=0, description="Softmax temperature of cosine scores.")
+    standardize: bool = Field(
+        True,
+        description="Centre text and rationale vectors and scale them to unit mean norm "
+        "before the transformation layer.",
+    )
+    dropout: float = Field(0.1, ge=0, lt=1, description="Dropout on transformed rationale vectors.")
 
 
 text_match = Component(

@@ -1,0 +1,159 @@
+"""Fusion ``text-match``: the paper's ID-agnostic recommendation (section 2.3.2).
+
+No item ID embedding is used anywhere:
+
+* item = g_t(item text vector);
+* user = g_t(rationale vector), optionally combined with the history encoded from item
+  text vectors (g_t(text) of each history item) through the backbone's
+  ``encode_embedded``; the combination g_u([g_t(rationale); history]) starts as their sum;
+* score = cosine(user, item) / temperature.
+
+g_t is one linear map shared by items and rationales (both live in the text encoder's
+space), so an item that never occurs in training is scored from its text alone. ``step``
+(1, 2, 3) is resolved by the train stage, which passes that step's rationale vectors.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from slimkit.errors import SlimkitError
+from slimkit.fusions.base import Recommender
+from slimkit.fusions.item_text import (
+    ENCODE_HINT,
+    check_side_info,
+    present_rows,
+    require_encode_embedded,
+    standardize_rows,
+)
+
+
+class TextMatchRecommender(Recommender):
+    """Users (rationale [+ text-encoded history]) and items (text) in one space."""
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        *,
+        num_users: int,
+        num_items: int,
+        item_vectors: torch.Tensor,
+        rationale_vectors: torch.Tensor,
+        hidden_size: int,
+        use_history: bool,
+        temperature: float,
+        standardize: bool,
+        dropout: float,
+    ):
+        super().__init__(backbone, num_users=num_users, num_items=num_items)
+        self._hidden = hidden_size
+        self.use_history = use_history
+        self.temperature = temperature
+        item_present = present_rows(item_vectors)
+        item_present[0] = False
+        user_present = present_rows(rationale_vectors)
+        if standardize:
+            item_vectors = standardize_rows(item_vectors, item_present)
+            rationale_vectors = standardize_rows(rationale_vectors, user_present)
+        self.register_buffer("item_text", item_vectors.float(), persistent=False)  # (N+1, E)
+        self.register_buffer("item_present", item_present, persistent=False)  # (N+1,)
+        self.register_buffer("rationale", rationale_vectors.float(), persistent=False)  # (U, E)
+        self.register_buffer("has_rationale", user_present, persistent=False)  # (U,)
+        self.transform = nn.Linear(item_vectors.size(1), hidden_size)  # g_t: E -> H
+        self.missing = nn.Parameter(torch.zeros(hidden_size))  # users without a rationale
+        self.dropout = nn.Dropout(dropout)
+        if use_history:
+            self.combine = nn.Linear(2 * hidden_size, hidden_size)  # g_u: 2H -> H
+            with torch.no_grad():
+                eye = torch.eye(hidden_size)
+                self.combine.weight.copy_(torch.cat([eye, eye], dim=1))
+                self.combine.bias.zero_()
+
+    @property
+    def hidden_size(self) -> int:
+        return self._hidden
+
+    def _items(self) -> torch.Tensor:
+        """(N + 1, H) transformed item texts (not normalised), row 0 zeros."""
+        items = self.transform(self.item_text)  # (N+1, H)
+        return items * self.item_present.unsqueeze(-1).to(items.dtype)
+
+    def item_matrix(self) -> torch.Tensor:
+        return F.normalize(self._items(), dim=-1)  # (N+1, H); row 0 stays zero
+
+    def _user(self, item_seq, lengths, users, items=None) -> torch.Tensor:
+        rationale = self.transform(self.rationale[users])  # (B, H)
+        present = self.has_rationale[users].unsqueeze(-1)  # (B, 1)
+        user = torch.where(present, rationale, self.missing.expand_as(rationale))  # (B, H)
+        user = self.dropout(user)
+        if self.use_history:
+            items = self._items() if items is None else items  # (N+1, H)
+            history = self.backbone.encode_embedded(items[item_seq], item_seq, lengths)  # (B, H)
+            user = self.combine(torch.cat([F.normalize(user, dim=-1), F.normalize(history, dim=-1)], -1))
+        return F.normalize(user, dim=-1) / self.temperature  # (B, H)
+
+    def forward(self, item_seq, lengths, users):
+        return self._user(item_seq, lengths, users)
+
+    def score_all(self, item_seq, lengths, users):
+        items = self._items()  # (N+1, H), once for the history and the scores
+        return self._user(item_seq, lengths, users, items) @ F.normalize(items, dim=-1).T
+
+
+def build_text_match(
+    backbone: nn.Module,
+    *,
+    num_users: int,
+    num_items: int,
+    item_vectors: torch.Tensor | None,
+    rationale_vectors: torch.Tensor | None,
+    step: int | None = None,
+    rationale_source: str = "student",
+    hidden_size: int | None = None,
+    use_history: bool = True,
+    temperature: float = 0.07,
+    standardize: bool = True,
+    dropout: float = 0.1,
+) -> TextMatchRecommender:
+    """Fusion kind ``text-match``. ``step`` and ``rationale_source`` are resolved by the
+    train stage (which rationale vectors it passes); accepted here so Params unpack."""
+    item_vectors = check_side_info(
+        "item text vectors", item_vectors, num_items + 1, "items (+ padding)", ENCODE_HINT
+    )
+    rationale_vectors = check_side_info(
+        "rationale vectors", rationale_vectors, num_users, "users", ENCODE_HINT
+    )
+    if item_vectors.size(1) != rationale_vectors.size(1):
+        raise SlimkitError(
+            f"Item text vectors have dimension {item_vectors.size(1)} but rationale vectors "
+            f"{rationale_vectors.size(1)}: they come from different encoders.",
+            hint=ENCODE_HINT,
+        )
+    backbone_size = int(getattr(backbone, "hidden_size", 0) or 0)
+    size = hidden_size or backbone_size
+    if use_history:
+        require_encode_embedded(backbone, "fusion.use_history")
+        if hidden_size is not None and hidden_size != backbone_size:
+            raise SlimkitError(
+                f"fusion.hidden_size is {hidden_size} but the backbone's hidden_size is "
+                f"{backbone_size}; with fusion.use_history the history is encoded by the "
+                "backbone, so both must match.",
+                hint=f"Set fusion.hidden_size={backbone_size} (or leave it empty), or "
+                f"backbone.hidden_size={hidden_size}, or fusion.use_history=false.",
+            )
+    if size < 1:
+        raise SlimkitError("fusion.hidden_size: give the size of the matching space.")
+    return TextMatchRecommender(
+        backbone,
+        num_users=num_users,
+        num_items=num_items,
+        item_vectors=item_vectors,
+        rationale_vectors=rationale_vectors,
+        hidden_size=size,
+        use_history=use_history,
+        temperature=temperature,
+        standardize=standardize,
+        dropout=dropout,
+    )
