@@ -1,0 +1,57 @@
+"""The model the trainer trains: a backbone plus a fusion head, as one ``Recommender``.
+
+Contract (trainer <-> fusion heads, see docs/architecture.md):
+
+* ``forward(item_seq (B, L), lengths (B,), users (B,)) -> (B, D)``: user representations.
+  ``item_seq`` is right-padded with 0, ``lengths >= 1``, ``users`` are user indices
+  ``0..U-1`` (for heads that look up per-user side information such as rationale vectors);
+* ``item_matrix() -> (N + 1, D)``: item representations, row 0 is padding (never scored);
+* ``score_all(item_seq, lengths, users) -> (B, N + 1)``: a score for every item; the
+  default is ``forward(...) @ item_matrix().T``. Column 0 is ignored by the trainer.
+
+A fusion implementation is a factory
+``build(backbone, *, num_users, num_items, item_vectors, rationale_vectors, **params)``
+returning a ``Recommender``; ``item_vectors`` is ``(N + 1, E)`` and ``rationale_vectors``
+``(U, E)`` (float tensors, or ``None`` when the head does not need them). Register side
+information as buffers (``persistent=False`` keeps it out of ``model.safetensors``; the
+train stage passes it again when it rebuilds a saved model).
+
+The trainer only uses these three methods, ``train()``/``eval()``, ``parameters()`` and
+``state_dict()``, so a head is free in everything else.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Recommender(nn.Module):
+    """Base class: holds ``backbone``, ``num_users``, ``num_items``; subclasses fuse side info."""
+
+    def __init__(self, backbone: nn.Module, *, num_users: int, num_items: int):
+        super().__init__()
+        self.backbone = backbone
+        self.num_users = int(num_users)
+        self.num_items = int(num_items)
+
+    @property
+    def hidden_size(self) -> int:
+        """Dimension D of user and item representations (the backbone's by default)."""
+        return int(self.backbone.hidden_size)
+
+    def forward(
+        self, item_seq: torch.Tensor, lengths: torch.Tensor, users: torch.Tensor
+    ) -> torch.Tensor:
+        """(B, L) items, (B,) lengths, (B,) users -> (B, D) user representations."""
+        raise NotImplementedError
+
+    def item_matrix(self) -> torch.Tensor:
+        """(N + 1, D) item representations; row 0 is padding."""
+        raise NotImplementedError
+
+    def score_all(
+        self, item_seq: torch.Tensor, lengths: torch.Tensor, users: torch.Tensor
+    ) -> torch.Tensor:
+        """(B, N + 1) scores of every item for each row (column 0 is padding, ignored)."""
+        return self(item_seq, lengths, users) @ self.item_matrix().T  # (B, D) @ (D, N+1)

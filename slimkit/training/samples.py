@@ -1,0 +1,99 @@
+"""Training and evaluation samples as views into the flat event array.
+
+A sample is ``(user, start, length, target)``: its input is
+``items[start : start + length]`` (at most ``max_seq_len`` most recent items before the
+target), right-padded into a batch by :func:`gather_batch`. Nothing is copied per sample,
+so memory is O(samples), not O(samples x max_seq_len).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from slimkit.errors import DataError
+
+
+@dataclass
+class Samples:
+    """Parallel int64 arrays, one row per sample."""
+
+    users: np.ndarray  # (S,) user index
+    starts: np.ndarray  # (S,) index into the event array of the first input item
+    lengths: np.ndarray  # (S,) number of input items, 1..max_seq_len
+    targets: np.ndarray  # (S,) item to predict
+
+    def __len__(self) -> int:
+        return int(self.users.shape[0])
+
+
+def _samples_at(offsets, items, users, positions, max_seq_len) -> Samples:
+    """Samples predicting ``sequence(u)[t]`` from the items before it, for (u, t) pairs."""
+    begin = offsets[users] + np.maximum(positions - max_seq_len, 0)
+    return Samples(
+        users=users.astype(np.int64),
+        starts=begin.astype(np.int64),
+        lengths=np.minimum(positions, max_seq_len).astype(np.int64),
+        targets=items[offsets[users] + positions].astype(np.int64),
+    )
+
+
+def training_samples(offsets: np.ndarray, items: np.ndarray, max_seq_len: int) -> Samples:
+    """One sample per prefix of each user's training part ``sequence[:-2]`` (as RecBole):
+    targets are positions ``1 .. n-3``, inputs everything before them (last ``max_seq_len``)."""
+    offsets = np.asarray(offsets, dtype=np.int64)
+    train_len = np.diff(offsets) - 2  # (U,) length of sequence[:-2]
+    per_user = np.maximum(train_len - 1, 0)  # (U,) samples per user
+    total = int(per_user.sum())
+    if total == 0:
+        raise DataError(
+            "The dataset is too small to train on: no user has 2 or more training items "
+            "(each user needs at least 4 interactions: 2 to train, 1 to validate, 1 to test).",
+            hint="Use a larger dataset or relax dataset.min_user_interactions filtering.",
+        )
+    users = np.repeat(np.arange(len(per_user)), per_user)  # (S,)
+    first_sample = np.repeat(np.cumsum(per_user) - per_user, per_user)  # (S,)
+    positions = np.arange(total) - first_sample + 1  # (S,) 1 .. n-3
+    return _samples_at(offsets, items, users, positions, max_seq_len)
+
+
+def evaluation_samples(
+    offsets: np.ndarray, items: np.ndarray, max_seq_len: int, split: str
+) -> Samples:
+    """One sample per user: ``valid`` predicts ``sequence[-2]``, ``test`` ``sequence[-1]``."""
+    offsets = np.asarray(offsets, dtype=np.int64)
+    n = np.diff(offsets)
+    if (n < 3).any():
+        raise DataError(
+            f"{int((n < 3).sum())} users have fewer than 3 interactions; leave-one-out needs 3.",
+            hint="The data stage drops such users; prepare the dataset with slimkit's data stage.",
+        )
+    back = {"valid": 2, "test": 1}[split]
+    users = np.arange(len(n))
+    return _samples_at(offsets, items, users, n - back, max_seq_len)
+
+
+def history_pairs(offsets: np.ndarray, items: np.ndarray, split: str):
+    """(row, item) pairs of every user's full input history for ``split`` (for masking),
+    plus ``pointer`` ``(U + 1,)``: user u's pairs are ``[pointer[u], pointer[u+1])``."""
+    offsets = np.asarray(offsets, dtype=np.int64)
+    n = np.diff(offsets)
+    keep = n - {"valid": 2, "test": 1}[split]  # history length per user
+    users = np.repeat(np.arange(len(n)), n)
+    position = np.arange(len(items)) - np.repeat(offsets[:-1], n)
+    mask = position < np.repeat(keep, n)
+    pointer = np.concatenate([[0], np.cumsum(keep)]).astype(np.int64)
+    return users[mask].astype(np.int64), np.asarray(items)[mask].astype(np.int64), pointer
+
+
+def gather_batch(events, starts, lengths):
+    """Right-padded ``(B, max(lengths))`` item tensor from an event tensor ``(E,)``."""
+    import torch
+
+    width = int(lengths.max())
+    steps = torch.arange(width, device=events.device)  # (W,)
+    index = starts.unsqueeze(1) + steps  # (B, W)
+    real = steps.unsqueeze(0) < lengths.unsqueeze(1)  # (B, W)
+    index = torch.where(real, index, torch.zeros_like(index))
+    return torch.where(real, events[index], torch.zeros_like(index))  # (B, W)
