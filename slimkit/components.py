@@ -51,6 +51,11 @@ class Component:
                 f"Cannot import {self.impl}: {exc}",
                 hint="Install the missing package (see README's install section).",
             ) from exc
+        except (Exception, SystemExit) as exc:  # a plugin's module raising on import
+            raise SlimkitError(
+                f"Importing {self.impl} failed: {type(exc).__name__}: {exc}",
+                hint="Fix or uninstall the plugin that provides it (`slimkit plugins list`).",
+            ) from exc
         return obj
 
 

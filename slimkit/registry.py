@@ -70,7 +70,7 @@ class Entry:
             obj = module
             for part in attr.split(".") if attr else []:
                 obj = getattr(obj, part)
-        except Exception as exc:  # a broken plugin must never break slimkit
+        except (Exception, SystemExit) as exc:  # a broken plugin must never break slimkit
             self.error = f"{type(exc).__name__}: {exc}"
             return None
         self.obj = obj
