@@ -96,13 +96,84 @@ def _rationale_texts(
     return whole, steps
 
 
-def _fill(encode, texts: dict[int, str], num_users: int, dim: int) -> np.ndarray:
-    """``(U, E)`` vectors: encoded texts at their users' rows, zeros elsewhere."""
-    out = np.zeros((num_users, dim), dtype=np.float32)
-    if texts:
-        users = sorted(texts)
-        out[users] = encode([texts[u] for u in users])
-    return out
+def encode_all(
+    data,
+    teacher_records: list[dict[str, Any]],
+    student_records: list[dict[str, Any]],
+    encoder,
+    cache: StageCache | None = None,
+    *,
+    progress: bool = False,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Every array of the stage (file name -> array) and counts for ``vectors.json``.
+
+    All texts go to the encoder in one call (duplicates encoded once, cached per text).
+    Every user must have a student rationale; the teacher's cover whom it saw.
+    """
+    num_users = data.num_users
+    student_whole, student_steps = _rationale_texts(student_records, num_users, "student")
+    missing = [u for u in range(num_users) if u not in student_whole]
+    if missing:
+        shown = ", ".join(str(data.user_ids[u]) for u in missing[:5])
+        raise SlimkitError(
+            f"The distill stage has rationales for {num_users - len(missing)} of {num_users} "
+            f"users; {len(missing)} have none (e.g. user {shown}). Every user needs the "
+            "student's rationale before the encode stage.",
+            hint="Re-run the distill stage for every user: leave student.num_users empty "
+            "(`--set student.num_users=null`) and run `slimkit distill` (finished users are "
+            "cached).",
+        )
+    teacher_whole, teacher_steps = _rationale_texts(teacher_records, num_users, "teacher")
+
+    # (file name, row) for every text, in one list for one encoder call.
+    slots: list[tuple[str, int]] = []
+    texts: list[str] = []
+
+    def add(name: str, rows: dict[int, str]) -> None:
+        for row in sorted(rows):
+            slots.append((name, row))
+            texts.append(rows[row])
+
+    add("item_vectors.npy", {i: data.item_text[i] for i in range(1, data.num_items + 1)})
+    for who, whole, steps in (
+        ("student", student_whole, student_steps),
+        ("teacher", teacher_whole, teacher_steps),
+    ):
+        add(f"{who}_vectors.npy", whole)
+        for step in STEPS:
+            add(f"{who}_step{step}_vectors.npy", {u: s[step] for u, s in steps.items()})
+
+    vectors = encoder.encode(texts, cache, progress=progress)  # (T, E)
+    dim = int(vectors.shape[1]) if len(texts) else int(encoder.dim)
+    arrays: dict[str, np.ndarray] = {
+        "item_vectors.npy": np.zeros((data.num_items + 1, dim), dtype=np.float32)
+    }
+    for who in ("student", "teacher"):
+        arrays[f"{who}_vectors.npy"] = np.zeros((num_users, dim), dtype=np.float32)
+        for step in STEPS:
+            arrays[f"{who}_step{step}_vectors.npy"] = np.zeros((num_users, dim), dtype=np.float32)
+    for (name, row), vector in zip(slots, vectors):
+        arrays[name][row] = vector
+    mask = np.zeros(num_users, dtype=bool)
+    mask[sorted(teacher_whole)] = True
+    arrays["teacher_mask.npy"] = mask
+    arrays = {name: arrays[name] for name in VECTOR_FILES}
+
+    stats = getattr(encoder, "stats", {})
+    summary = {
+        "encoder": dict(getattr(encoder, "identity", {})),
+        "dim": dim,
+        "num_items": data.num_items,
+        "num_users": num_users,
+        "student_users": len(student_whole),
+        "student_malformed": num_users - len(student_steps),
+        "teacher_users": int(mask.sum()),
+        "teacher_malformed": len(teacher_whole) - len(teacher_steps),
+        "texts": len(texts),
+        "texts_encoded": int(stats.get("encoded", 0)),
+        "texts_reused": int(stats.get("reused", 0)),
+    }
+    return arrays, summary
 
 
 def run_encode(spec, cache: StageCache | None = None, *, progress: bool = True) -> StageResult:
@@ -114,80 +185,26 @@ def run_encode(spec, cache: StageCache | None = None, *, progress: bool = True) 
         summary = json.loads((hit / "vectors.json").read_text())
         return StageResult("encode", key, hit, cached=True, summary=summary)
 
+    from slimkit.runtime import resolve_device
     from slimkit.stages.data import load_prepared
     from slimkit.stages.distill import load_student_rationales
     from slimkit.stages.teach import load_teacher_rationales
 
     start = time.perf_counter()
-    data = load_prepared(spec, cache)
-    teacher_records = list(load_teacher_rationales(spec, cache))
-    student_records = list(load_student_rationales(spec, cache))
-    num_users = data.num_users
-
-    student_whole, student_steps = _rationale_texts(student_records, num_users, "student")
-    missing = [u for u in range(num_users) if u not in student_whole]
-    if missing:
-        shown = ", ".join(data.user_ids[u] for u in missing[:5])
-        raise SlimkitError(
-            f"The distill stage has rationales for {num_users - len(missing)} of {num_users} "
-            f"users; {len(missing)} have none (e.g. user {shown}). Every user needs the "
-            "student's rationale before the encode stage.",
-            hint="Re-run the distill stage for every user: leave student.num_users empty "
-            "(`--set student.num_users=null`) and run `slimkit distill` (finished users are "
-            "cached).",
-        )
-    teacher_whole, teacher_steps = _rationale_texts(teacher_records, num_users, "teacher")
-
-    from slimkit.runtime import resolve_device
-
-    device = resolve_device("auto")
     if getattr(spec.encoder, "fine_tune", False):
         from slimkit.encoders.sentence_transformers_encoder import check_fine_tune_device
 
         check_fine_tune_device(resolve_device(spec.train.device))
-    encoder = build_encoder(spec, device=device)
-    dim = int(encoder.dim)
-
-    counts = {"encoded": 0, "reused": 0}
-
-    def encode(texts):
-        vectors = encoder.encode(texts, cache, progress=progress)
-        stats = getattr(encoder, "stats", {})
-        counts["encoded"] += int(stats.get("encoded", 0))
-        counts["reused"] += int(stats.get("reused", 0))
-        return vectors
-
-    item_vectors = np.zeros((data.num_items + 1, dim), dtype=np.float32)
-    item_vectors[1:] = encode(list(data.item_text[1:]))
-
-    arrays: dict[str, np.ndarray] = {"item_vectors.npy": item_vectors}
-    arrays["student_vectors.npy"] = _fill(encode, student_whole, num_users, dim)
-    for step in STEPS:
-        texts = {u: s[step] for u, s in student_steps.items()}
-        arrays[f"student_step{step}_vectors.npy"] = _fill(encode, texts, num_users, dim)
-    arrays["teacher_vectors.npy"] = _fill(encode, teacher_whole, num_users, dim)
-    mask = np.zeros(num_users, dtype=bool)
-    mask[list(teacher_whole)] = True
-    arrays["teacher_mask.npy"] = mask
-    for step in STEPS:
-        texts = {u: s[step] for u, s in teacher_steps.items()}
-        arrays[f"teacher_step{step}_vectors.npy"] = _fill(encode, texts, num_users, dim)
-
-    summary = {
-        "encoder": {**encoder_identity(spec), **getattr(encoder, "identity", {})},
-        "dim": dim,
-        "num_items": data.num_items,
-        "num_users": num_users,
-        "student_users": len(student_whole),
-        "student_malformed": num_users - len(student_steps),
-        "teacher_users": int(mask.sum()),
-        "teacher_malformed": len(teacher_whole) - len(teacher_steps),
-        "texts_encoded": counts["encoded"],
-        "texts_reused": counts["reused"],
-        "seconds": round(time.perf_counter() - start, 2),
-    }
-    versions = _versions(spec)
-    with cache.write("encode", key, stage_spec(spec, "encode"), versions, summary) as out:
+    data = load_prepared(spec, cache)
+    teacher_records = list(load_teacher_rationales(spec, cache))
+    student_records = list(load_student_rationales(spec, cache))
+    encoder = build_encoder(spec, device=resolve_device("auto"))
+    arrays, summary = encode_all(
+        data, teacher_records, student_records, encoder, cache, progress=progress
+    )
+    summary["encoder"] = {**encoder_identity(spec), **summary["encoder"]}
+    summary["seconds"] = round(time.perf_counter() - start, 2)
+    with cache.write("encode", key, stage_spec(spec, "encode"), _versions(spec), summary) as out:
         for name, array in arrays.items():
             np.save(out / name, array)
         (out / "vectors.json").write_text(json.dumps(summary, indent=2))
