@@ -66,6 +66,14 @@ class PreparedDataset:
     def test_target(self, user: int) -> int:
         return int(self.sequence(user)[-1])
 
+    def valid_input(self, user: int) -> np.ndarray:
+        """Model input for the validation target: the last ``max_seq_len`` training items."""
+        return self.sequence(user)[:-2][-self.max_seq_len :]
+
+    def test_input(self, user: int) -> np.ndarray:
+        """Model input for the test target: the last ``max_seq_len`` items before it."""
+        return self.sequence(user)[:-1][-self.max_seq_len :]
+
     def user_index(self, raw_id: str) -> int:
         """Index of a raw user id; raises KeyError when unknown."""
         if not hasattr(self, "_user_lookup"):

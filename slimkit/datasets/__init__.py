@@ -61,7 +61,18 @@ amazon = Component(
 
 class RecBoleAtomicParams(DatasetParams):
     inter: Path = Field(..., description="RecBole .inter file (typed header, tab separated).")
-    item: Optional[Path] = Field(None, description="RecBole .item file with text fields.")
+    item: Optional[Path] = Field(
+        None,
+        description="RecBole .item file. Its fields are template fields by name; `title` and "
+        "`categories` alias the first title-like (movie_title, name, ...) and category-like "
+        "(class, genre, ...) field.",
+    )
+    user_field: str = Field("user_id", description="User id field of the .inter header.")
+    item_field: str = Field("item_id", description="Item id field of the .inter/.item headers.")
+    timestamp_field: Optional[str] = Field(
+        "timestamp", description="Time field of the .inter header; null: the file order is the chronology."
+    )
+    encoding: str = Field("utf-8", description="Text encoding of both files.")
 
 
 recbole_atomic = Component(
@@ -79,6 +90,10 @@ class CsvParams(DatasetParams):
     timestamp_format: Optional[str] = Field(
         None, description="strftime format of the timestamp; empty: numbers or ISO 8601."
     )
+    separator: Optional[str] = Field(
+        None, description="Field separator of CSV/TSV files; empty: ',' for .csv, tab for .tsv/.txt."
+    )
+    encoding: str = Field("utf-8", description="Text encoding of CSV/TSV files.")
     items_path: Optional[Path] = Field(None, description="Optional item table (same formats).")
     items_id_column: str = Field("item_id", description="Item id column of the item table.")
     text_columns: list[str] = Field(
