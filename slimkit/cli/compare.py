@@ -7,18 +7,73 @@ from typing import Optional
 
 import typer
 
-from slimkit.cli._common import ConfigOption, JsonOption, SetOption
+from slimkit.cli._common import ConfigOption, JsonOption, SetOption, load_spec_from_cli
 
 
 def compare_command(
     config: Optional[Path] = ConfigOption,
     overrides: Optional[list[str]] = SetOption,
     as_json: bool = JsonOption,
+    plot: Optional[Path] = typer.Option(
+        None,
+        "--plot",
+        help="Also draw how often head and tail items are recommended per method (PNG).",
+        show_default=False,
+    ),
+    backbones: Optional[str] = typer.Option(
+        None,
+        "--backbones",
+        help="Comma list of backbones to compare, e.g. sasrec,gru4rec (default: the spec's).",
+        show_default=False,
+    ),
+    methods: Optional[str] = typer.Option(
+        None,
+        "--methods",
+        help="Comma list of rows: plain, item-text, slim-teacher, slim, text-match, "
+        "text-match-step1..3 (default: all).",
+        show_default=False,
+    ),
 ) -> None:
-    """Run the paper's comparisons (plain, item-text, SLIM, text-match) on one dataset over seeds."""
-    from slimkit.errors import SlimkitError
+    """Run the paper's comparisons (plain, item-text, SLIM, text-match) on one dataset over seeds.
 
-    raise SlimkitError("`slimkit compare` is not built yet (tracked in issue #7).")
+    Each row is one cached train stage run; rows that ran before are not trained again.
+    """
+    from slimkit.stages.compare import METHODS, run_compare, table
+
+    spec = load_spec_from_cli(config, overrides)
+    from slimkit.registry import registry
+    from slimkit.stages.compare import parse_list
+
+    chosen_backbones = parse_list(backbones, registry("backbones").names(), "backbone")
+    chosen_methods = parse_list(methods, list(METHODS), "method")
+    if plot is not None and plot.suffix.lower() != ".png":
+        from slimkit.errors import SlimkitError
+
+        raise SlimkitError(f"--plot {plot}: give a .png file name.")
+    result = run_compare(
+        spec,
+        backbones=chosen_backbones,
+        methods=chosen_methods,
+        plot=plot,
+        progress=True,
+    )
+    if as_json:
+        from slimkit.cli._common import print_json
+
+        print_json(result.to_json())
+        return
+    from slimkit.cli._common import stdout_console
+
+    console = stdout_console()
+    console.print(table(result))
+    note = (
+        "Improv.: relative change over the best of plain / item-text / slim-teacher of the "
+        "same backbone."
+    )
+    console.print(f"[dim]{note}[/]")
+    if result.plot is not None:
+        console.print(f"Plot: {result.plot}")
+    console.print(f"[dim]Stored in {result.path}[/]")
 
 
 def register(app: typer.Typer) -> None:
