@@ -24,8 +24,24 @@ class LiteLLMTeacherParams(TeacherParams):
     concurrency: int = Field(8, ge=1, description="Requests in flight at once.")
     requests_per_minute: Optional[int] = Field(None, ge=1, description="Rate limit (empty: none).")
     max_retries: int = Field(5, ge=0, description="Retries on rate limits, server errors and timeouts.")
+    retry_base_delay: float = Field(
+        1.0, gt=0, description="First backoff in seconds; doubles per retry, with jitter."
+    )
+    retry_max_delay: float = Field(30.0, gt=0, description="Longest backoff in seconds.")
     max_cost_usd: Optional[float] = Field(
         None, gt=0, description="Stop cleanly once this much has been spent (empty: no budget)."
+    )
+    input_cost_per_million_tokens: Optional[float] = Field(
+        None, ge=0, description="Your price per million prompt tokens (empty: litellm's price list)."
+    )
+    output_cost_per_million_tokens: Optional[float] = Field(
+        None, ge=0, description="Your price per million completion tokens (empty: litellm's price list)."
+    )
+    allow_unknown_model: bool = Field(
+        False, description="Accept a hosted model missing from litellm's model list (newer models)."
+    )
+    retry_temperature: float = Field(
+        0.7, ge=0, le=2, description="Temperature when re-asking after a malformed greedy answer."
     )
 
 
@@ -55,7 +71,16 @@ local = Component(
 
 
 class StatisticsTeacherParams(TeacherParams):
+    num_users: int = Field(
+        1000, ge=1, description="How many users to sample (cheap: raise it up to every user)."
+    )
     popular_items: int = Field(5, ge=1, description="Popular unseen items suggested in step 3.")
+    top_attributes: int = Field(
+        3, ge=1, description="Dominant categories/brands named in steps 1 and 2."
+    )
+    recent_items: int = Field(
+        5, ge=1, description="Latest items compared with the whole history to spot a shift."
+    )
 
 
 statistics = Component(

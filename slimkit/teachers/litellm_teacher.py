@@ -1,0 +1,539 @@
+"""The ``litellm`` teacher: any chat model litellm can call, concurrent, cached, budgeted.
+
+How a run goes:
+
+1. Every job's requests are looked up in the record cache first. A job whose answers are
+   all cached costs nothing, and when every job is cached litellm is not even imported.
+2. Before the first request: pre-flight checks (the provider is known, the API key is in
+   the environment, the model has a price when a budget is set, ``api_base`` accepts
+   connections). Any failure is a :class:`SlimkitError` and nothing is sent.
+3. Requests run on an asyncio loop, at most ``concurrency`` at once, at most
+   ``requests_per_minute`` started per minute. Rate limits (429), server errors (5xx),
+   timeouts, dropped connections and unreadable responses are retried with exponential
+   backoff and jitter (``Retry-After`` honoured); authentication errors and unknown
+   models stop the run. Every answer is written to the record cache the moment it
+   arrives, so Ctrl-C loses nothing that finished.
+4. An answer without the three steps is asked again (up to ``max_malformed_retries``),
+   at ``retry_temperature`` when the first ask was greedy (a greedy model repeats itself).
+5. ``max_cost_usd``: no new request starts once the money spent plus the expected cost of
+   the requests in flight reaches the budget; the users not sent are reported as failed
+   ("not sent: budget reached") and the next run resumes them.
+
+API keys are read from the environment when a request is made, passed to litellm, and
+scrubbed from every error message; they are never part of a cache key, record or output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlparse
+
+from slimkit.errors import SlimkitError
+from slimkit.rationale import parse_steps
+from slimkit.teachers.base import TeachContext, TeacherJob, make_row, record_key
+
+DUMMY_API_KEY = "sk-slimkit-no-key-needed"
+"""Sent to self-hosted OpenAI-compatible servers; litellm refuses to call without a key."""
+
+LOCAL_PROVIDERS = {
+    "ollama",
+    "ollama_chat",
+    "hosted_vllm",
+    "vllm",
+    "lm_studio",
+    "llamafile",
+    "openai_like",
+    "custom_openai",
+    "xinference",
+    "oobabooga",
+    "local",
+}
+"""Providers that run on the user's own machines: no API key, no price list."""
+
+DEFAULT_API_BASES = {"ollama": "http://localhost:11434", "ollama_chat": "http://localhost:11434"}
+
+
+def import_litellm():
+    """Import litellm quietly, offline (no cost-map download), with slimkit's settings."""
+    from slimkit.runtime import configure_environment
+
+    configure_environment()
+    import litellm
+
+    litellm.suppress_debug_info = True  # it prints provider lists on stdout otherwise
+    litellm.drop_params = True  # e.g. temperature for models that reject it
+    litellm.telemetry = False
+    return litellm
+
+
+class _NotSent(Exception):
+    """The request was not sent because the run stopped (budget or fatal error)."""
+
+
+class _GaveUp(Exception):
+    """The request failed for good (after retries, or not retryable)."""
+
+
+class _RateLimiter:
+    """Spaces request starts at least ``60 / rpm`` seconds apart."""
+
+    def __init__(self, rpm: int | None):
+        self.interval = 60.0 / rpm if rpm else 0.0
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        if not self.interval:
+            return
+        async with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + self.interval
+        if start > now:
+            await asyncio.sleep(start - now)
+
+
+def _classify(litellm, exc: BaseException) -> tuple[str, bool, bool]:
+    """(kind, retryable, fatal for the whole run) of an exception raised by litellm."""
+    checks = [
+        ("ContextWindowExceededError", "context_window", False, False),
+        ("AuthenticationError", "authentication", False, True),
+        ("PermissionDeniedError", "permission_denied", False, True),
+        ("NotFoundError", "model_not_found", False, True),
+        ("RateLimitError", "rate_limit", True, False),
+        ("Timeout", "timeout", True, False),
+        ("ServiceUnavailableError", "server_error", True, False),
+        ("InternalServerError", "server_error", True, False),
+        ("BadGatewayError", "server_error", True, False),
+        ("APIConnectionError", "connection", True, False),
+        ("ContentPolicyViolationError", "content_policy", False, False),
+        ("BadRequestError", "bad_request", False, False),
+    ]
+    for name, kind, retryable, fatal in checks:
+        cls = getattr(litellm, name, None)
+        if cls is not None and isinstance(exc, cls):
+            return kind, retryable, fatal
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int) and 400 <= status < 500 and status not in (408, 409, 429):
+        return f"http_{status}", False, False
+    # Unreadable bodies (truncated JSON), APIError without status, 5xx: transient.
+    return "api_error", True, False
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if not headers:
+        return None
+    try:
+        value = headers.get("retry-after")
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+class LiteLLMTeacher:
+    """Writes rationales with any chat model litellm can call (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        api_base: str | None = None,
+        api_key_env: str | None = None,
+        temperature: float = 0.0,
+        max_tokens: int = 512,
+        timeout: float = 60.0,
+        concurrency: int = 8,
+        requests_per_minute: int | None = None,
+        max_retries: int = 5,
+        retry_base_delay: float = 1.0,
+        retry_max_delay: float = 30.0,
+        max_cost_usd: float | None = None,
+        input_cost_per_million_tokens: float | None = None,
+        output_cost_per_million_tokens: float | None = None,
+        allow_unknown_model: bool = False,
+        retry_temperature: float = 0.7,
+        max_malformed_retries: int = 2,
+        num_users: int | None = None,  # used by the stage (sampling), not here
+        seed: int | None = None,
+    ):
+        self.model = model
+        self.api_base = api_base
+        self.api_key_env = api_key_env
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.timeout = timeout
+        self.concurrency = concurrency
+        self.requests_per_minute = requests_per_minute
+        self.max_retries = max_retries
+        self.retry_base_delay = retry_base_delay
+        self.retry_max_delay = retry_max_delay
+        self.max_cost_usd = max_cost_usd
+        self.input_cost = input_cost_per_million_tokens
+        self.output_cost = output_cost_per_million_tokens
+        self.allow_unknown_model = allow_unknown_model
+        self.retry_temperature = retry_temperature
+        self.max_malformed_retries = max_malformed_retries
+        self._stop: str | None = None
+        self._litellm = None
+        self._inflight = 0
+        self._paid_requests = 0
+
+    # -- identity ---------------------------------------------------------------------
+    @property
+    def label(self) -> str:
+        """The model name written into every row."""
+        return self.model
+
+    def sampling(self, attempt: int) -> dict[str, Any]:
+        """Sampling parameters of the ``attempt``-th ask (0: first); part of the cache key."""
+        temperature = self.temperature
+        if attempt > 0 and temperature == 0:
+            temperature = self.retry_temperature
+        params: dict[str, Any] = {"temperature": temperature, "max_tokens": self.max_tokens}
+        if attempt > 0:
+            params["seed"] = attempt  # a new sample, not the cached malformed one
+        return params
+
+    # -- credentials ------------------------------------------------------------------
+    def _provider(self) -> str:
+        try:
+            return self._lib().get_llm_provider(self.model, api_base=self.api_base)[1]
+        except Exception as exc:  # litellm raises BadRequestError for unknown providers
+            raise SlimkitError(
+                f"teacher.model: litellm does not know which provider serves '{self.model}'.",
+                hint="Prefix the provider, e.g. openai/gpt-4o-mini, anthropic/claude-3-5-haiku-"
+                "20241022, ollama/llama3.1, or hosted_vllm/<name> with teacher.api_base.",
+            ) from exc
+
+    def _api_key(self) -> str | None:
+        if self.api_key_env:
+            return os.environ.get(self.api_key_env) or None
+        if self.api_base:
+            return None  # the provider's variable if set, else the dummy (see _call_kwargs)
+        return None
+
+    def _secrets(self) -> list[str]:
+        names = [self.api_key_env] if self.api_key_env else []
+        names += [n for n in os.environ if n.endswith(("_API_KEY", "_TOKEN", "_SECRET"))]
+        return [os.environ[n] for n in names if n and len(os.environ.get(n, "")) >= 6]
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets():
+            text = text.replace(secret, "***")
+        return text
+
+    def _lib(self):
+        if self._litellm is None:
+            self._litellm = import_litellm()
+        return self._litellm
+
+    # -- pre-flight ---------------------------------------------------------------------
+    def price_known(self) -> bool:
+        """Whether a cost can be computed for this model (custom prices or litellm's map)."""
+        if self.input_cost is not None and self.output_cost is not None:
+            return True
+        litellm = self._lib()
+        try:
+            info = litellm.get_model_info(self.model)
+        except Exception:
+            return False
+        if (info.get("input_cost_per_token") or 0) > 0 or (info.get("output_cost_per_token") or 0) > 0:
+            return True
+        return info.get("key") in litellm.model_cost
+
+    def preflight(self, jobs: Sequence[TeacherJob]) -> None:
+        """Checks that must pass before the first (possibly paid) request; SlimkitError if not."""
+        provider = self._provider()
+        problems: list[str] = []
+        local = provider in LOCAL_PROVIDERS
+        if self.api_key_env:
+            if not os.environ.get(self.api_key_env):
+                problems.append(
+                    f"teacher.api_key_env: the environment variable {self.api_key_env} is not "
+                    "set (or empty). Export it before running; the key never goes in the spec."
+                )
+        elif not self.api_base and not local:
+            env = self._lib().validate_environment(self.model)
+            missing = [k for k in env.get("missing_keys", []) if not k.endswith("API_BASE")]
+            if missing:
+                problems.append(
+                    f"teacher.model '{self.model}' needs the environment variable(s) "
+                    f"{', '.join(missing)} (the API key of {provider}); it is not set. Export "
+                    "it, or name another variable with teacher.api_key_env."
+                )
+        if not self.api_base and not local and not self.allow_unknown_model and not self.price_known():
+            problems.append(
+                f"teacher.model: litellm's model list has no model '{self.model}' for {provider}. "
+                "Check the spelling; for a model newer than litellm's list, set "
+                "teacher.allow_unknown_model: true."
+            )
+        if self.max_cost_usd is not None and provider != "local" and not self.price_known():
+            problems.append(
+                f"teacher.max_cost_usd is set, but litellm has no price for '{self.model}', so "
+                "the budget cannot be enforced. Set teacher.input_cost_per_million_tokens and "
+                "teacher.output_cost_per_million_tokens, or remove the budget."
+            )
+        base = self.api_base or DEFAULT_API_BASES.get(provider)
+        if base:
+            problem = _unreachable(base, min(5.0, self.timeout))
+            if problem:
+                problems.append(
+                    f"teacher.api_base: cannot connect to {base} ({problem}). Start the server "
+                    "or fix the URL."
+                )
+        if problems:
+            raise SlimkitError(
+                f"The teacher '{self.model}' cannot start; nothing was sent.", problems=problems
+            )
+
+    # -- the run ------------------------------------------------------------------------
+    def teach(self, jobs: Sequence[TeacherJob], ctx: TeachContext) -> list[dict[str, Any]]:
+        """One row per job, in job order. Cached answers first; then pre-flight; then requests."""
+        rows: dict[int, dict[str, Any]] = {}
+        pending: list[TeacherJob] = []
+        for job in jobs:
+            row = self._from_cache(job, ctx)
+            if row is None:
+                pending.append(job)
+            else:
+                rows[job.user_index] = row
+                ctx.progress.update(status=row["status"], cached=True, cost=None)
+        if pending:
+            self.prepare()
+            self.preflight(pending)
+            for row in _run_async(self._run(pending, ctx)):
+                rows[row["user_index"]] = row
+        return [rows[job.user_index] for job in jobs]
+
+    def prepare(self) -> None:
+        """Hook run before pre-flight (the local teacher registers its model here)."""
+
+    def _from_cache(self, job: TeacherJob, ctx: TeachContext) -> dict[str, Any] | None:
+        """The row of a job whose every needed answer is cached, else None."""
+        if ctx.records is None:
+            return None
+        answers = []
+        for attempt in range(1 + self.max_malformed_retries):
+            record = ctx.records.get(record_key(self.label, job.messages, self.sampling(attempt)))
+            if record is None:
+                return None
+            answers.append(record)
+            if parse_steps(record["text"]) is not None:
+                break
+        ctx.stats.responses_cached += len(answers)
+        return self._row(job, answers, cached=len(answers))
+
+    def _row(self, job: TeacherJob, answers: list[dict[str, Any]], cached: int) -> dict[str, Any]:
+        last = answers[-1]
+        costs = [a.get("cost_usd") for a in answers]
+        well_formed = parse_steps(last["text"]) is not None
+        return make_row(
+            job,
+            model=self.label,
+            text=last["text"],
+            status="done",
+            error=None if well_formed else f"no three steps after {len(answers)} answer(s)",
+            prompt_tokens=sum(a.get("prompt_tokens", 0) for a in answers),
+            completion_tokens=sum(a.get("completion_tokens", 0) for a in answers),
+            cost_usd=None if any(c is None for c in costs) else sum(costs),
+            latency_s=sum(a.get("latency_s", 0.0) for a in answers),
+            cached=cached == len(answers),
+            attempts=len(answers),
+        )
+
+    async def _run(self, jobs: Sequence[TeacherJob], ctx: TeachContext) -> list[dict[str, Any]]:
+        semaphore = asyncio.Semaphore(self.concurrency)
+        limiter = _RateLimiter(self.requests_per_minute)
+        tasks = [asyncio.ensure_future(self._job(job, ctx, semaphore, limiter)) for job in jobs]
+        rows = []
+        try:
+            for finished in asyncio.as_completed(tasks):
+                row = await finished
+                ctx.progress.update(status=row["status"], cached=row["cached"], cost=row["cost_usd"])
+                rows.append(row)
+        finally:
+            for task in tasks:
+                task.cancel()
+        return rows
+
+    async def _job(self, job, ctx, semaphore, limiter) -> dict[str, Any]:
+        answers: list[dict[str, Any]] = []
+        cached = 0
+        for attempt in range(1 + self.max_malformed_retries):
+            sampling = self.sampling(attempt)
+            key = record_key(self.label, job.messages, sampling)
+            record = ctx.records.get(key) if ctx.records is not None else None
+            if record is not None:
+                cached += 1
+                ctx.stats.responses_cached += 1
+            else:
+                try:
+                    record = await self._request(job.messages, sampling, ctx, semaphore, limiter)
+                except (_NotSent, _GaveUp) as exc:
+                    if answers:  # keep the malformed answer we have
+                        break
+                    return make_row(job, model=self.label, text=None, status="failed",
+                                    error=str(exc), attempts=attempt + 1)
+                if ctx.records is not None:
+                    ctx.records.set(key, record)
+            answers.append(record)
+            if parse_steps(record["text"]) is not None:
+                break
+            if attempt < self.max_malformed_retries:
+                ctx.stats.malformed_retries += 1
+        return self._row(job, answers, cached)
+
+    def _call_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"timeout": self.timeout, "max_retries": 0, "num_retries": 0}
+        if self.api_base:
+            kwargs["api_base"] = self.api_base
+        key = self._api_key()
+        if key:
+            kwargs["api_key"] = key
+        elif self.api_base:
+            kwargs["api_key"] = DUMMY_API_KEY
+        return kwargs
+
+    def _budget_reached(self, ctx: TeachContext) -> bool:
+        if self.max_cost_usd is None:
+            return False
+        stats = ctx.stats
+        average = stats.spent_usd / self._paid_requests if self._paid_requests else 0.0
+        return stats.spent_usd + self._inflight * average >= self.max_cost_usd
+
+    async def _request(self, messages, sampling, ctx: TeachContext, semaphore, limiter) -> dict[str, Any]:
+        litellm = self._lib()
+        stats = ctx.stats
+        api_params = dict(sampling)
+        last_error = "no attempt"
+        for retry in range(self.max_retries + 1):
+            async with semaphore:
+                if self._stop is None and self._budget_reached(ctx):
+                    self._stop = f"budget reached (max_cost_usd={self.max_cost_usd})"
+                if self._stop:
+                    raise _NotSent(f"not sent: {self._stop}")
+                await limiter.wait()
+                stats.requests_sent += 1
+                self._inflight += 1
+                start = time.perf_counter()
+                try:
+                    response = await self._complete(litellm, messages, api_params)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # sorted by _classify
+                    kind, retryable, fatal = _classify(litellm, exc)
+                    stats.count_error(kind)
+                    last_error = f"{kind}: {self._scrub(str(exc)).strip()[:300]}"
+                    if fatal:
+                        self._stop = f"stopped after {last_error}"
+                        raise _GaveUp(last_error) from None
+                    if not retryable:
+                        raise _GaveUp(last_error) from None
+                    wait = self._backoff(retry, _retry_after(exc) if kind == "rate_limit" else None)
+                else:
+                    latency = time.perf_counter() - start
+                    record = self._record(litellm, response, latency)
+                    if record["cost_usd"] is not None:
+                        stats.spent_usd += record["cost_usd"]
+                        self._paid_requests += 1
+                    else:
+                        stats.cost_unknown += 1
+                    return record
+                finally:
+                    self._inflight -= 1
+            if retry < self.max_retries:
+                stats.retries += 1
+                await asyncio.sleep(wait)
+        raise _GaveUp(f"gave up after {self.max_retries + 1} tries; last error {last_error}")
+
+    async def _complete(self, litellm, messages, api_params):
+        return await litellm.acompletion(
+            model=self.model, messages=list(messages), **api_params, **self._call_kwargs()
+        )
+
+    def _backoff(self, retry: int, retry_after: float | None) -> float:
+        delay = min(self.retry_max_delay, self.retry_base_delay * (2**retry))
+        delay = random.uniform(delay / 2, delay)  # jitter: retries of many users spread out
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self.retry_max_delay))
+        return delay
+
+    def cost_of(self, litellm, response) -> float | None:
+        """Cost in USD of one response; None when the model's price is unknown."""
+        usage = getattr(response, "usage", None)
+        prompt = getattr(usage, "prompt_tokens", 0) or 0
+        completion = getattr(usage, "completion_tokens", 0) or 0
+        if self.input_cost is not None and self.output_cost is not None:
+            return (prompt * self.input_cost + completion * self.output_cost) / 1e6
+        if not self._price_known_cached():
+            return None
+        try:
+            return float(litellm.completion_cost(completion_response=response, model=self.model))
+        except Exception:
+            return None
+
+    def _price_known_cached(self) -> bool:
+        if not hasattr(self, "_price_known"):
+            self._price_known = self.price_known()
+        return self._price_known
+
+    def _record(self, litellm, response, latency: float) -> dict[str, Any]:
+        """What is cached for one answer: text, tokens, cost, latency (never credentials)."""
+        choice = response.choices[0] if getattr(response, "choices", None) else None
+        text = (getattr(getattr(choice, "message", None), "content", None) or "") if choice else ""
+        usage = getattr(response, "usage", None)
+        return {
+            "text": text,
+            "prompt_tokens": int(getattr(usage, "prompt_tokens", 0) or 0),
+            "completion_tokens": int(getattr(usage, "completion_tokens", 0) or 0),
+            "cost_usd": self.cost_of(litellm, response),
+            "latency_s": latency,
+            "finish_reason": getattr(choice, "finish_reason", None),
+            "response_model": str(getattr(response, "model", "") or ""),
+            "created": time.time(),
+        }
+
+
+def _unreachable(url: str, timeout: float) -> str | None:
+    """Why a TCP connection to the URL's host fails, or None when it succeeds."""
+    parsed = urlparse(url if "://" in url else f"http://{url}")
+    host = parsed.hostname
+    if not host:
+        return "not a URL"
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except OSError as exc:
+        return f"{type(exc).__name__}: {exc.strerror or exc}"
+
+
+def _run_async(coro) -> Any:
+    """Run a coroutine to completion, also from inside a running loop (notebooks)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    result: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            result["value"] = asyncio.run(coro)
+        except BaseException as exc:  # re-raised in the caller's thread
+            result["error"] = exc
+
+    worker = threading.Thread(target=target)
+    worker.start()
+    worker.join()
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
