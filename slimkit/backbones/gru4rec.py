@@ -8,7 +8,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from slimkit.backbones.sasrec import gather_last
+# Each backbone module is self-contained on purpose: importing a submodule named like a
+# registry entry (slimkit.backbones.sasrec) rebinds that attribute of the descriptor
+# package, so impl modules never import one another.
+
+
+def gather_last(hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """The hidden state at each row's last real position: (B, L, D), (B,) -> (B, D)."""
+    index = (lengths - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, hidden.size(-1))  # (B, 1, D)
+    return hidden.gather(1, index).squeeze(1)  # (B, D)
 
 
 class GRU4Rec(nn.Module):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -16,9 +16,72 @@ def train_command(
     as_json: bool = JsonOption,
 ) -> None:
     """Train a backbone with its fusion head and evaluate it (full ranking, HR/NDCG/MRR, popularity bias)."""
-    from slimkit.errors import SlimkitError
+    from slimkit.cli._common import load_spec_from_cli, print_json, stderr_console, stdout_console
 
-    raise SlimkitError("`slimkit train` is not built yet (tracked in issue #4).")
+    spec = load_spec_from_cli(config, overrides)
+    from slimkit.stages.train import run_train
+
+    result = run_train(spec, progress=True)
+    import json
+
+    report = json.loads((Path(result.path) / "metrics.json").read_text())
+    report["cached"] = result.cached
+    report["path"] = str(result.path)
+    if as_json:
+        print_json(report)
+        return
+    if result.cached:
+        stderr_console().print("[dim]train: taken from the cache (same spec, data and code).[/]")
+    stdout_console().print(metrics_table(report))
+    stdout_console().print(popularity_table(report))
+    stdout_console().print(f"[dim]model and metrics: {result.path}[/]")
+
+
+def _fmt(mean: float, std: float | None) -> str:
+    return f"{mean:.4f}" + (f" ± {std:.4f}" if std else "")
+
+
+def metrics_table(report: dict[str, Any]):
+    """Validation and test metrics (mean ± std over seeds) as a rich table."""
+    from rich.table import Table
+
+    seeds = [run["seed"] for run in report.get("seeds", [])]
+    title = (
+        f"{report.get('backbone', '?')} + {report.get('fusion', '?')}: "
+        f"{report['protocol']} ranking"
+        + (f" (1 target vs {report.get('num_negatives')} sampled)" if report["protocol"] == "sampled" else "")
+        + f", history {'masked' if report['masked_history'] else 'not masked'}, "
+        f"seeds {seeds}"
+    )
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("valid", justify="right")
+    table.add_column("test", justify="right")
+    for name, value in report["test"].items():
+        table.add_row(
+            name,
+            _fmt(report["valid"].get(name, float("nan")), report.get("valid_std", {}).get(name)),
+            _fmt(value, report.get("test_std", {}).get(name)),
+        )
+    return table
+
+
+def popularity_table(report: dict[str, Any]):
+    """Popularity-bias metrics and sparsity groups as a rich table."""
+    from rich.table import Table
+
+    table = Table(title="popularity bias (test, top-10)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in report.get("popularity", {}).items():
+        table.add_row(name, f"{value:.4f}")
+    for row in report.get("sparsity", []):
+        table.add_row(
+            f"group {row['group']} (history {row['min_length']}-{row['max_length']}, "
+            f"{row['users']} users) ndcg@10",
+            f"{row.get('ndcg@10', float('nan')):.4f}",
+        )
+    return table
 
 
 def register(app: typer.Typer) -> None:
