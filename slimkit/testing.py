@@ -15,15 +15,14 @@ returns a small report dict (what was checked, sizes), handy for printing.
   whole history, and (for teachers) asks for the three steps slimkit parses.
 * :func:`check_encoder`: a text encoder returns one finite ``(n, E)`` float row per
   text, deterministically, independent of batch composition.
-* :func:`check_teacher`: a teacher answers prompts with three-step rationales slimkit
-  can parse.
+* :func:`check_teacher`: a teacher's ``teach(jobs, context)`` returns one well-formed
+  ``rationales.jsonl`` row per job, in order, with three-step rationales.
 
 torch is imported inside the checks only (``slimkit.runtime.setup_torch``).
 """
 
 from __future__ import annotations
 
-import inspect
 import io
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -35,10 +34,13 @@ __all__ = [
     "check_fusion",
     "check_prompt",
     "check_teacher",
+    "teacher_jobs",
     "tiny_batch",
+    "tiny_dataset",
 ]
 
 _ATOL = 1e-5
+_RELOAD_SEED = 1_000_003  # a reloaded copy is built with another seed than the original
 
 
 class ContractError(AssertionError):
@@ -89,7 +91,7 @@ def _max_diff(a, b) -> float:
     return float((a - b).abs().max())
 
 
-def _roundtrip(module, rebuild: Callable[[], Any], component: str):
+def _roundtrip(module, rebuild: Callable[[int], Any], component: str):
     """A fresh module from ``rebuild()`` with ``module``'s weights, via safetensors bytes."""
     torch = _torch()
     from safetensors.torch import load_model, save_model
@@ -110,7 +112,7 @@ def _roundtrip(module, rebuild: Callable[[], Any], component: str):
                 f"cannot be saved with safetensors.torch.save_model: {exc}",
                 "keep every parameter a plain tensor registered on the module",
             ) from exc
-        fresh = rebuild()
+        fresh = rebuild(_RELOAD_SEED)  # another seed: state must come from the file
         with torch.no_grad():  # make sure the load really replaces the weights
             for p in fresh.parameters():
                 p.add_(0.5)
@@ -149,8 +151,8 @@ def check_backbone(
     nn = torch.nn
     component = f"backbone {_name(cls)}"
 
-    def build():
-        torch.manual_seed(seed)
+    def build(build_seed: int = seed):
+        torch.manual_seed(build_seed)
         return cls(num_items, max_seq_len, **params)
 
     try:
@@ -183,7 +185,10 @@ def check_backbone(
             "row 0 is padding and rows 1..num_items are the items",
         )
 
-    lengths_list = [1, max_seq_len, max(1, max_seq_len // 2), 2 if max_seq_len >= 2 else 1]
+    # Narrower than max_seq_len (so extra padding columns can be added); full-length rows
+    # are checked separately below.
+    widest = max(1, max_seq_len - 1)
+    lengths_list = [1, widest, max(1, widest // 2), min(2, widest)]
     item_seq, lengths = tiny_batch(num_items, max_seq_len, lengths_list, seed=seed + 1)
     batch = len(lengths_list)
 
@@ -246,6 +251,17 @@ def check_backbone(
                     f"(max diff {_max_diff(first[row:row+1], alone):.2e})",
                     "the output of a row must depend on its own real items only",
                 )
+        # Full-length rows (length == max_seq_len) beside a short one.
+        full_seq, full_lengths = tiny_batch(num_items, max_seq_len, [max_seq_len, 1], seed=seed + 2)
+        full = model(full_seq, full_lengths)  # (2, D)
+        if tuple(full.shape) != (2, hidden) or not torch.isfinite(full).all():
+            raise _fail(component, f"a full-length batch (L = max_seq_len = {max_seq_len}) "
+                        "gave a wrong shape or non-finite values")
+        for row, n in enumerate([max_seq_len, 1]):
+            alone = model(full_seq[row : row + 1, :n], full_lengths[row : row + 1])
+            if not _close(full[row : row + 1], alone):
+                raise _fail(component, f"row {row} of a full-length batch differs alone "
+                            f"(max diff {_max_diff(full[row:row+1], alone):.2e})")
         checked.append("padding")
 
         # encode_embedded, when offered: same as forward on ID embeddings, and embeddings
@@ -358,8 +374,8 @@ def check_fusion(
     item_vectors[0] = 0
     rationale_vectors = torch.randn(num_users, text_dim, generator=generator)  # (U, E)
 
-    def build():
-        torch.manual_seed(seed)
+    def build(build_seed: int = seed):
+        torch.manual_seed(build_seed)
         return build_fn(
             backbone_cls(num_items, max_seq_len),
             num_users=num_users,
@@ -545,59 +561,120 @@ def check_encoder(encoder: Any, *, texts: Sequence[str] | None = None,
         raise _fail(component, "two encode calls on the same texts differ")
     reversed_rows = _encode(encoder, texts[::-1])[::-1]
     if not np.allclose(vectors, reversed_rows, atol=atol):
-        raise _fail(component, "a text's vector depends on the other texts in its batch")
+        raise _fail(component, "a text's vector depends on its position in the batch")
     single = _encode(encoder, texts[:1])
     if single.shape != (1, vectors.shape[1]) or not np.allclose(single[0], vectors[0], atol=atol):
-        raise _fail(component, "encoding one text alone gives another vector")
+        raise _fail(component, "a text's vector depends on the other texts in its batch "
+                    "(encoding it alone gives another vector)")
     if len(texts) > 1 and np.allclose(vectors[0], vectors[1], atol=atol):
         raise _fail(component, "different texts got the same vector")
+    dim = getattr(encoder, "dim", None)
+    if isinstance(dim, int) and dim != vectors.shape[1]:
+        raise _fail(component, f"dim says {dim} but vectors have {vectors.shape[1]} columns")
     return {"component": component, "dim": int(vectors.shape[1]), "texts": len(texts)}
 
 
 # ---------------------------------------------------------------------------------------
 # Teachers
 # ---------------------------------------------------------------------------------------
-def check_teacher(
-    generate: Callable[[list[list[dict[str, str]]]], Sequence[str]],
-    *,
-    template: Any = None,
-    histories: Sequence[Sequence[str]] | None = None,
-    min_well_formed: float = 1.0,
-) -> dict[str, Any]:
-    """Check a teacher's generation function: chat messages in, three-step rationales out.
+_ROW_FIELDS = {
+    "user": str, "user_index": int, "messages": list, "rationale": str, "well_formed": bool,
+    "model": str, "prompt_tokens": int, "completion_tokens": int, "latency_s": (int, float),
+    "status": str,
+}
 
-    ``generate(list_of_message_lists) -> list[str]`` answers each rendered prompt (wrap a
-    teacher object's method in a lambda). At least ``min_well_formed`` of the answers must
-    parse with :func:`slimkit.rationale.parse_steps`; answers come back in input order, one
-    per prompt.
-    """
-    from slimkit.rationale import parse_steps
+
+def tiny_dataset(num_users: int = 6, num_items: int = 12, *, min_len: int = 4,
+                 max_len: int = 9, seed: int = 0):
+    """A small :class:`~slimkit.data.dataset.PreparedDataset` with item texts (for checks)."""
+    import numpy as np
+
+    from slimkit.data.dataset import PreparedDataset
+
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(min_len, max_len + 1, size=num_users)
+    items = np.concatenate(
+        [rng.choice(np.arange(1, num_items + 1), size=n, replace=n > num_items) for n in lengths]
+    ).astype(np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    brands = ["Nintendo", "Yogi", "Lodge", "Sony"]
+    titles = [""] + [f"Item {i}" for i in range(1, num_items + 1)]
+    texts = [""] + [f"Item {i}; Category {i % 3}; {brands[i % len(brands)]}"
+                    for i in range(1, num_items + 1)]
+    return PreparedDataset(
+        name="tiny",
+        user_ids=[f"u{u}" for u in range(num_users)],
+        item_ids=[""] + [f"i{i}" for i in range(1, num_items + 1)],
+        offsets=offsets,
+        items=items,
+        timestamps=np.arange(len(items), dtype=np.int64),
+        item_text=texts,
+        item_titles=titles,
+        has_text=np.ones(num_items + 1, dtype=bool),
+        max_seq_len=max_len,
+    )
+
+
+def teacher_jobs(dataset: Any, template: Any = None, users: Sequence[int] | None = None):
+    """:class:`~slimkit.teachers.base.TeacherJob` per user, from items before the targets."""
+    from slimkit.teachers.base import TeacherJob
 
     if template is None:
         from slimkit.prompts import slim_cot as template
-    component = f"teacher {_name(generate)}"
-    histories = [list(h) for h in (histories or [_SAMPLE_HISTORY, _SAMPLE_HISTORY[:1]])]
-    prompts = [template.render(h) for h in histories]
-    answers = list(generate(prompts))
-    if len(answers) != len(prompts):
-        raise _fail(component, f"returned {len(answers)} answers for {len(prompts)} prompts")
-    if not all(isinstance(a, str) for a in answers):
-        raise _fail(component, "answers must be strings")
-    parsed = [parse_steps(a) for a in answers]
-    share = sum(p is not None for p in parsed) / len(parsed)
+    jobs = []
+    for user in users if users is not None else range(dataset.num_users):
+        history = tuple(int(i) for i in dataset.train_items(user))
+        jobs.append(TeacherJob(
+            user_index=int(user),
+            user=dataset.user_ids[user],
+            messages=template.render([dataset.item_text[i] for i in history]),
+            history=history,
+        ))
+    return jobs
+
+
+def check_teacher(teacher: Any, *, dataset: Any = None, template: Any = None,
+                  min_well_formed: float = 1.0) -> dict[str, Any]:
+    """Check a teacher's ``teach(jobs, context) -> rows`` on a tiny dataset.
+
+    One ``rationales.jsonl`` row per job, in order, with the fields docs/architecture.md
+    lists; ``steps``/``well_formed`` must agree with :func:`slimkit.rationale.parse_steps`
+    of the rationale; at least ``min_well_formed`` of the rows must be well formed.
+    """
+    from slimkit.rationale import parse_steps
+    from slimkit.teachers.base import Progress, TeachContext
+
+    component = f"teacher {type(teacher).__name__}"
+    dataset = dataset if dataset is not None else tiny_dataset()
+    jobs = teacher_jobs(dataset, template)
+    context = TeachContext(dataset=dataset, records=None,
+                           progress=Progress(len(jobs), "check", enabled=False))
+    rows = list(teacher.teach(jobs, context))
+    if len(rows) != len(jobs):
+        raise _fail(component, f"returned {len(rows)} rows for {len(jobs)} jobs")
+    for job, row in zip(jobs, rows):
+        if not isinstance(row, dict):
+            raise _fail(component, f"rows must be dicts, got {type(row).__name__}",
+                        "build rows with slimkit.teachers.base.make_row")
+        for key, kind in _ROW_FIELDS.items():
+            if not isinstance(row.get(key), kind):
+                raise _fail(component, f"row for user {job.user} has {key}={row.get(key)!r}",
+                            "build rows with slimkit.teachers.base.make_row")
+        if (row["user_index"], row["user"]) != (job.user_index, job.user):
+            raise _fail(component, "rows must come back in the order of the jobs")
+        if row["status"] not in ("done", "failed"):
+            raise _fail(component, f"status must be done or failed, got {row['status']!r}")
+        steps = parse_steps(row["rationale"]) if row["status"] == "done" else None
+        if row["well_formed"] != (steps is not None):
+            raise _fail(component, f"well_formed={row['well_formed']} disagrees with "
+                        f"parse_steps for {row['rationale'][:120]!r}")
+    share = sum(bool(r["well_formed"]) for r in rows) / len(rows)
     if share < min_well_formed:
-        bad = next(a for a, p in zip(answers, parsed) if p is None)
+        bad = next(r for r in rows if not r["well_formed"])
         raise _fail(
             component,
-            f"only {share:.0%} of answers have three steps (need {min_well_formed:.0%}); "
-            f"e.g. {bad[:200]!r}",
+            f"only {share:.0%} of rationales have three steps (need {min_well_formed:.0%}); "
+            f"e.g. {bad['rationale'][:200]!r}",
             'answer with lines starting "Step 1:", "Step 2:", "Step 3:"',
         )
-    return {"component": component, "answers": len(answers), "well_formed": share}
-
-
-def _signature_text(fn: Callable[..., Any]) -> str:  # pragma: no cover - debugging aid
-    try:
-        return str(inspect.signature(fn))
-    except (TypeError, ValueError):
-        return "(...)"
+    return {"component": component, "rows": len(rows), "well_formed": share}
