@@ -70,31 +70,11 @@ class Entry:
             obj = module
             for part in attr.split(".") if attr else []:
                 obj = getattr(obj, part)
-            if attr and getattr(obj, "__name__", None) == f"{module_name}.{attr}":
-                obj = _shadowed_descriptor(module, attr)
         except (Exception, SystemExit) as exc:  # a broken plugin must never break slimkit
             self.error = f"{type(exc).__name__}: {exc}"
             return None
         self.obj = obj
         return obj
-
-
-def _shadowed_descriptor(package: Any, name: str) -> Any:
-    """The descriptor ``package.name`` when importing the same-named implementation
-    submodule (``slimkit.fusions.none`` for ``slimkit.fusions:none``) has rebound the
-    attribute to that submodule: re-run the package's source in a scratch namespace and
-    take the descriptor from there (the package and the submodule stay untouched)."""
-    from pathlib import Path
-
-    source = Path(package.__file__).read_text(encoding="utf-8")
-    namespace: dict[str, Any] = {
-        "__name__": package.__name__,
-        "__package__": package.__name__,
-        "__file__": package.__file__,
-        "__path__": getattr(package, "__path__", []),
-    }
-    exec(compile(source, package.__file__, "exec"), namespace)  # noqa: S102 - our own module
-    return namespace[name]
 
 
 def _allowed_distributions() -> set[str] | None:

@@ -52,7 +52,7 @@ def test_broken_entry_is_recorded_not_raised():
 
 def test_duplicate_names_name_both_distributions():
     reg = Registry("backbones")
-    entry = Entry("backbones", "twin", "slimkit.backbones:sasrec", "plugin-a", "1")
+    entry = Entry("backbones", "twin", "slimkit.backbones:SASREC", "plugin-a", "1")
     entry.duplicates.append("plugin-b")
     reg._entries = {"twin": entry}
     with pytest.raises(SlimkitError) as info:

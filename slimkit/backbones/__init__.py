@@ -58,7 +58,7 @@ class SASRecParams(BackboneParams):
         return self
 
 
-sasrec = Component(
+SASREC = Component(
     params=SASRecParams,
     impl="slimkit.backbones.sasrec:SASRec",
     help="Self-attentive sequential recommendation (Kang & McAuley 2018).",
@@ -72,7 +72,7 @@ class GRU4RecParams(BackboneParams):
     dropout: float = Field(0.3, ge=0, lt=1, description="Embedding dropout.")
 
 
-gru4rec = Component(
+GRU4REC = Component(
     params=GRU4RecParams,
     impl="slimkit.backbones.gru4rec:GRU4Rec",
     help="GRU over the item sequence (Hidasi et al. 2016; Tan et al. 2016).",
@@ -84,7 +84,7 @@ class SRGNNParams(BackboneParams):
     steps: int = Field(1, ge=1, le=16, description="Gated GNN propagation steps.")
 
 
-srgnn = Component(
+SRGNN = Component(
     params=SRGNNParams,
     impl="slimkit.backbones.srgnn:SRGNN",
     help="Session graph + gated GNN with soft attention (Wu et al. 2019).",

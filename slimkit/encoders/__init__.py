@@ -19,7 +19,7 @@ class SentenceTransformersParams(EncoderParams):
     fine_tune: bool = Field(False, description="Fine-tune the encoder with the recommender (GPU).")
 
 
-sentence_transformers = Component(
+SENTENCE_TRANSFORMERS = Component(
     params=SentenceTransformersParams,
     impl="slimkit.encoders.sentence_transformers_encoder:SentenceTransformersEncoder",
     help="Any sentence-transformers model; offline default all-MiniLM-L6-v2.",

@@ -20,7 +20,7 @@ class NoFusionParams(FusionParams):
     needs_rationales: ClassVar[bool] = False
 
 
-none = Component(
+NONE = Component(
     params=NoFusionParams,
     impl="slimkit.fusions.none:build_plain",
     help="The plain backbone, scored by dot product with item ID embeddings.",
@@ -46,7 +46,7 @@ class ItemTextFusionParams(FusionParams):
     )
 
 
-item_text = Component(
+ITEM_TEXT = Component(
     params=ItemTextFusionParams,
     impl="slimkit.fusions.item_text:build_item_text",
     help="Item feature extension: item ID vectors fused with projected item text vectors.",
@@ -85,7 +85,7 @@ class SlimFusionParams(FusionParams):
     )
 
 
-slim = Component(
+SLIM = Component(
     params=SlimFusionParams,
     impl="slimkit.fusions.slim:build_slim",
     help="SLIM ID-based fusion: sequence + projected rationale vector; items + item text.",
@@ -119,7 +119,7 @@ class TextMatchParams(FusionParams):
     dropout: float = Field(0.1, ge=0, lt=1, description="Dropout on transformed rationale vectors.")
 
 
-text_match = Component(
+TEXT_MATCH = Component(
     params=TextMatchParams,
     impl="slimkit.fusions.text_match:build_text_match",
     help="SLIM ID-agnostic text matching: rationale and item text in one space; no item IDs.",

@@ -45,7 +45,7 @@ class LiteLLMTeacherParams(TeacherParams):
     )
 
 
-litellm = Component(
+LITELLM = Component(
     params=LiteLLMTeacherParams,
     impl="slimkit.teachers.litellm_teacher:LiteLLMTeacher",
     help="Any LLM litellm can call (OpenAI, Anthropic, Ollama, vLLM, ...).",
@@ -63,7 +63,7 @@ class LocalTeacherParams(TeacherParams):
     temperature: float = Field(0.0, ge=0, le=2, description="0: greedy decoding.")
 
 
-local = Component(
+LOCAL = Component(
     params=LocalTeacherParams,
     impl="slimkit.teachers.local:LocalTeacher",
     help="An in-process LLM (default SmolLM2-135M-Instruct) served through litellm; offline.",
@@ -83,7 +83,7 @@ class StatisticsTeacherParams(TeacherParams):
     )
 
 
-statistics = Component(
+STATISTICS = Component(
     params=StatisticsTeacherParams,
     impl="slimkit.teachers.statistics:StatisticsTeacher",
     help="Not an LLM: writes the three steps from the user's own history (a baseline).",
