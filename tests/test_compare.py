@@ -97,3 +97,71 @@ def test_popularity_plot(tmp_path):
     rows = [_row("sasrec", "plain", 0.1, tail=0.1), _row("sasrec", "slim", 0.12, tail=0.4)]
     out = draw_popularity(rows, tmp_path / "pop.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# -- end to end on a tiny synthetic pipeline (statistics teacher, real student/encoder) ------
+def _tiny_pipeline_spec(tmp_path):
+    import random
+
+    rng = random.Random(0)
+    genres = ["Comedy", "Drama", "Action", "Horror"]
+    rows = []
+    for u in range(10):
+        for t, i in enumerate(rng.sample(range(1, 21), 7)):
+            rows.append(f"u{u},i{i},{1000 + t}\n")
+    log = tmp_path / "log.csv"
+    log.write_text("user_id,item_id,timestamp\n" + "".join(rows))
+    items = tmp_path / "items.csv"
+    items.write_text("item_id,title,categories\n" + "".join(
+        f"i{i},Movie {i},{genres[i % 4]}\n" for i in range(1, 21)))
+    return validate_spec({
+        "dataset": {"kind": "csv", "path": str(log), "items_path": str(items),
+                    "text_columns": ["title", "categories"],
+                    "item_text_template": "{title}; {categories}"},
+        "teacher": {"kind": "statistics", "num_users": 6},
+        "prompt": {"max_items": 5},
+        "student": {"kind": "hf-lora", "max_steps": 1, "max_new_tokens": 12,
+                    "quality_users": 0, "max_length": 512, "valid_share": 0.0},
+        "backbone": {"kind": "sasrec", "hidden_size": 16, "num_heads": 2, "num_layers": 1},
+        "fusion": {"kind": "slim"},
+        "train": {"epochs": 2, "batch_size": 16, "patience": 1},
+        "eval": {"seeds": [1, 2]},
+    })
+
+
+@pytest.mark.slow
+def test_compare_json_on_a_tiny_pipeline(tmp_path, monkeypatch):
+    import json
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from slimkit.cli import app
+
+    spec = _tiny_pipeline_spec(tmp_path)
+    config = tmp_path / "spec.yaml"
+    config.write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False))
+    plot = tmp_path / "pop.png"
+    runner = CliRunner()
+    result = runner.invoke(app, ["compare", "-c", str(config), "--json", "--plot", str(plot)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    methods = [r["method"] for r in data["rows"]]
+    assert methods == ["plain", "item-text", "slim-teacher", "slim", "text-match",
+                       "text-match-step1", "text-match-step2", "text-match-step3"]
+    assert data["seeds"] == [1, 2]
+    for row in data["rows"]:
+        assert row["backbone"] == "sasrec"
+        for metric in ("ndcg@10", "hit@10", "hit@20"):
+            block = row["test"][metric]
+            assert set(block) == {"mean", "std"} and 0.0 <= block["mean"] <= 1.0
+        assert {"efd@10", "epc@10"} <= set(row["popularity"])
+        assert not row["cached"]
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+
+    # Everything is cached now: a second run trains nothing and prints the same numbers.
+    again = runner.invoke(app, ["compare", "-c", str(config), "--json", "--methods", "plain,slim"])
+    assert again.exit_code == 0, again.output
+    rows = json.loads(again.stdout)["rows"]
+    assert [r["cached"] for r in rows] == [True, True]
+    assert rows[1]["test"] == data["rows"][3]["test"]

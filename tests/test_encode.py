@@ -208,3 +208,31 @@ def test_vectors_from_another_encoder_are_refused(tmp_path):
     assert select_rationale_vectors(vectors, "student").shape == (2, 4)
     with pytest.raises(SlimkitError, match="teacher_step2"):
         select_rationale_vectors(vectors, "teacher", 2)
+
+
+def test_fine_tune_without_gpu_is_a_clear_error():
+    from slimkit.spec import load_spec
+    from slimkit.stages.encode import check_fine_tune
+
+    spec = load_spec(None, ["encoder.fine_tune=true", "train.device=cpu"])
+    with pytest.raises(SlimkitError, match="CUDA GPU") as err:
+        check_fine_tune(spec)
+    assert "fine_tune=false" in err.value.hint
+
+
+def test_text_tower_backpropagates_into_the_encoder():
+    """The trainable path ``fine_tune`` uses: gradients reach the encoder's weights."""
+    import torch
+
+    from slimkit.encoders.sentence_transformers_encoder import SentenceTransformersEncoder
+
+    enc = SentenceTransformersEncoder(fine_tune=True, max_seq_length=16)
+    tower = enc.text_tower(["", "Toy Story", "Heat"], zero_rows=[0])
+    tower.eval()  # no dropout: comparable with the frozen vectors
+    vectors = tower(torch.tensor([0, 1, 2]))  # (3, E)
+    assert vectors.shape == (3, 384) and not vectors[0].any()
+    frozen = SentenceTransformersEncoder(max_seq_length=16).encode(["Toy Story"])[0]
+    assert np.allclose(vectors[1].detach().numpy(), frozen, atol=1e-4)
+    vectors[1:].sum().backward()
+    grads = [p.grad for p in tower.parameters() if p.grad is not None]
+    assert grads and any(g.abs().sum() > 0 for g in grads)

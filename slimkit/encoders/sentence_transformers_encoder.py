@@ -295,8 +295,11 @@ def _tower_class():
             parts = []
             for begin in range(0, len(flat), self.batch_size):
                 rows = flat[begin : begin + self.batch_size]
-                features = self.st_model.tokenize([self.texts[r] for r in rows])
-                features = {k: v.to(device) for k, v in features.items()}
+                prepare = getattr(self.st_model, "preprocess", None) or self.st_model.tokenize
+                features = prepare([self.texts[r] for r in rows])
+                features = {
+                    k: v.to(device) if hasattr(v, "to") else v for k, v in features.items()
+                }
                 out = self.st_model(features)["sentence_embedding"]  # (b, E)
                 if self.normalize:
                     out = torch.nn.functional.normalize(out, dim=-1)

@@ -176,6 +176,24 @@ def encode_all(
     return arrays, summary
 
 
+def check_fine_tune(spec) -> None:
+    """``encoder.fine_tune`` needs a GPU and a train stage that trains the encoder's text
+    tower (``SentenceTransformersEncoder.text_tower``) with the recommender; refuse rather
+    than silently train on frozen vectors."""
+    from slimkit.encoders.sentence_transformers_encoder import check_fine_tune_device
+    from slimkit.runtime import resolve_device
+
+    check_fine_tune_device(resolve_device(spec.train.device))
+    from slimkit.stages import train
+
+    if not getattr(train, "SUPPORTS_ENCODER_FINE_TUNE", False):
+        raise SlimkitError(
+            "encoder.fine_tune is true, but this slimkit's train stage trains on frozen "
+            "vectors only; fine-tuning would be silently skipped.",
+            hint="Set encoder.fine_tune=false (the paper's setting: a frozen encoder).",
+        )
+
+
 def run_encode(spec, cache: StageCache | None = None, *, progress: bool = True) -> StageResult:
     """Encode item texts and rationales (or take them from the cache)."""
     cache = cache or StageCache()
@@ -192,9 +210,7 @@ def run_encode(spec, cache: StageCache | None = None, *, progress: bool = True) 
 
     start = time.perf_counter()
     if getattr(spec.encoder, "fine_tune", False):
-        from slimkit.encoders.sentence_transformers_encoder import check_fine_tune_device
-
-        check_fine_tune_device(resolve_device(spec.train.device))
+        check_fine_tune(spec)
     data = load_prepared(spec, cache)
     teacher_records = list(load_teacher_rationales(spec, cache))
     student_records = list(load_student_rationales(spec, cache))
