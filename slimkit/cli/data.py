@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -19,6 +19,15 @@ from slimkit.cli._common import (
 data_app = typer.Typer(
     help="Prepare and inspect datasets (statistics, one user's history); fetch ml-100k.",
     no_args_is_help=True,
+)
+
+UserOption = typer.Option(..., "--user", "-u", help="Raw user id, as in the source data.")
+LimitOption = typer.Option(0, "--limit", "-n", min=0, help="Show only the last N events (0: all).")
+DestOption = typer.Option(
+    None,
+    "--dest",
+    help="Folder for the files (default: <data dir>/ml-100k; env SLIMKIT_DATA_DIR).",
+    show_default=False,
 )
 
 _LABELS = {
@@ -55,8 +64,8 @@ def _format(key: str, value: Any) -> str:
 
 @data_app.command("stats")
 def stats(
-    config: Optional[Path] = ConfigOption,
-    overrides: Optional[list[str]] = SetOption,
+    config: Path | None = ConfigOption,
+    overrides: list[str] | None = SetOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Users, items, interactions, sequence lengths, density, share of items with text."""
@@ -66,11 +75,15 @@ def stats(
     result = run_data(spec, progress=not as_json)
     summary = dict(result.summary)
     if as_json:
-        print_json({**summary, "cached": result.cached, "key": result.key, "path": str(result.path)})
+        print_json(
+            {**summary, "cached": result.cached, "key": result.key, "path": str(result.path)}
+        )
         return
     from rich.table import Table
 
-    table = Table(title=f"dataset {summary.get('name', '')} ({spec.dataset.kind})", show_header=False)
+    table = Table(
+        title=f"dataset {summary.get('name', '')} ({spec.dataset.kind})", show_header=False
+    )
     table.add_column("", style="bold")
     table.add_column("", justify="right")
     for key, label in _LABELS.items():
@@ -89,12 +102,10 @@ def stats(
 
 @data_app.command("show")
 def show(
-    user: str = typer.Option(..., "--user", "-u", help="Raw user id, as in the source data."),
-    config: Optional[Path] = ConfigOption,
-    overrides: Optional[list[str]] = SetOption,
-    limit: int = typer.Option(
-        0, "--limit", "-n", min=0, help="Show only the last N events (0: all)."
-    ),
+    user: str = UserOption,
+    config: Path | None = ConfigOption,
+    overrides: list[str] | None = SetOption,
+    limit: int = LimitOption,
     as_json: bool = JsonOption,
 ) -> None:
     """One user's history: time, item, item text, and which split each event is in."""
@@ -141,9 +152,7 @@ def show(
         )
     shown = events[-limit:] if limit else events
     if as_json:
-        print_json(
-            {"user": user, "user_index": index, "events_total": length, "events": shown}
-        )
+        print_json({"user": user, "user_index": index, "events_total": length, "events": shown})
         return
     from rich.table import Table
 
@@ -171,12 +180,7 @@ def show(
 
 @data_app.command("fetch")
 def fetch(
-    dest: Optional[Path] = typer.Option(
-        None,
-        "--dest",
-        help="Folder for the files (default: <data dir>/ml-100k; env SLIMKIT_DATA_DIR).",
-        show_default=False,
-    ),
+    dest: Path | None = DestOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Fetch MovieLens-100K (RecBole atomic files from the recbole==1.2.1 wheel on PyPI)."""

@@ -96,9 +96,7 @@ def _item_texts(
     else:
         records = [{} for _ in item_ids[1:]]
     for index, (raw_id, record) in enumerate(zip(item_ids[1:], records), start=1):
-        values = {
-            k: clean_text(v) for k, v in record.items() if isinstance(v, str) and v
-        }
+        values = {k: clean_text(v) for k, v in record.items() if isinstance(v, str) and v}
         text = truncate_tokens(clean_text(template.render(values)), params.item_text_max_tokens)
         if text:
             has_text[index] = True
@@ -215,9 +213,9 @@ def prepare(raw: RawLog, params: DatasetParams) -> PreparedDataset:
             "duplicates_dropped": duplicates,
             "events_dropped_by_filter": before_core - kept,
             "k_core_rounds": rounds,
-            "users_read": int(len(user_uniques)),
-            "items_read": int(len(item_uniques)),
-            "metadata_items": 0 if raw.items is None else int(len(raw.items)),
+            "users_read": len(user_uniques),
+            "items_read": len(item_uniques),
+            "metadata_items": 0 if raw.items is None else len(raw.items),
             "metadata_items_matched": matched,
             "items_without_text": len(missing),
             "items_without_text_examples": missing[:10],

@@ -23,7 +23,7 @@ import logging
 import re
 import warnings
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -122,7 +122,7 @@ def iter_lines(path: Path, *, expected: str) -> Iterator[tuple[int, bytes]]:
     lineno = 0
     with open_binary(path, expected=expected) as handle:
         try:
-            for lineno, raw in enumerate(handle, start=1):  # noqa: B007 - used after the loop
+            for lineno, raw in enumerate(handle, start=1):
                 raw = raw.strip()
                 if raw:
                     yield lineno, raw
@@ -151,7 +151,8 @@ def encoding_error(path: Path, encoding: str, *, hint: str | None = None) -> Dat
     what = f" ({found[1]})" if found else ""
     return DataError(
         f"{path}{where}: not valid {encoding} text{what}.",
-        hint=hint or "Save the file as UTF-8, or set `dataset.encoding` to the file's encoding "
+        hint=hint
+        or "Save the file as UTF-8, or set `dataset.encoding` to the file's encoding "
         "(e.g. latin-1).",
     )
 
@@ -219,7 +220,7 @@ def first_record(path: Path, *, expected: str, python_literals: bool = False) ->
         except UnicodeDecodeError as exc:
             raise DataError(
                 f"{path}, line {lineno}: not valid UTF-8 text "
-                f"(byte 0x{raw[exc.start:exc.start + 1].hex()} at column {exc.start + 1}); "
+                f"(byte 0x{raw[exc.start : exc.start + 1].hex()} at column {exc.start + 1}); "
                 f"expected {expected} in UTF-8."
             ) from exc
         record, problem = parse_record(text, python_literals=python_literals)
@@ -250,19 +251,22 @@ def _read_json_fast(path: Path, columns: dict[str, Column]) -> dict[str, Any] | 
             )
     except Exception:  # noqa: BLE001 - the line-by-line reader reports the actual problem
         return None
-    out: dict[str, Any] = {}
-    for name, col in columns.items():
-        array = table.column(col.key)
-        if array.null_count:
-            return None
-        if col.kind == Column.ID:
-            values = array.to_pandas()
-            if (values.str.strip() == "").any():
-                return None
-            out[name] = values
-        else:
-            out[name] = array.to_numpy()
     if table.num_rows == 0:
+        return None
+    out: dict[str, Any] = {}
+    try:
+        for name, col in columns.items():
+            array = table.column(col.key)
+            if array.null_count:
+                return None
+            if col.kind == Column.ID:
+                values = array.to_pandas()
+                if (values.str.strip() == "").any():
+                    return None
+                out[name] = values
+            else:
+                out[name] = array.to_numpy()
+    except Exception:  # noqa: BLE001 - e.g. invalid UTF-8 the reader let through
         return None
     return out
 
@@ -390,8 +394,6 @@ def read_delimited(
         }
         if names is not None:
             options.update(header=None, names=names)
-        if usecols is not None:
-            options["usecols"] = usecols
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
@@ -416,6 +418,8 @@ def read_delimited(
                 raise DataError(f"{path}: the gzip data is corrupt or truncated ({exc}).") from None
     finally:
         handle.close()
+    if usecols is not None:  # selected here: the parser would not flag extra fields
+        frame = frame[usecols]
     skipped: list[int] = []
     for warning in caught:
         for line in str(warning.message).splitlines():
@@ -458,8 +462,7 @@ TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".jsonl", ".ndjson", ".jso
 
 def table_format(path: Path) -> str:
     name = path.name.lower()
-    if name.endswith(".gz"):
-        name = name[:-3]
+    name = name.removesuffix(".gz")
     for suffix, fmt in (
         (".csv", "csv"),
         (".tsv", "tsv"),
@@ -526,7 +529,7 @@ def read_table(
 
         try:
             names = pq.read_schema(path).names
-        except Exception as exc:  # noqa: BLE001 - pyarrow raises several types
+        except Exception as exc:
             raise DataError(f"{path}: not a readable Parquet file ({exc}).") from exc
         _missing_columns(path, names, wanted)
         cols = required + [c for c in optional if c in names and c not in required]
@@ -647,9 +650,7 @@ def parse_timestamps(
         unit = "ms" if valid.size and np.median(valid) > 1e11 else "s"
     else:
         try:
-            dates = pd.to_datetime(
-                values, format=fmt or "ISO8601", utc=True, errors="coerce"
-            )
+            dates = pd.to_datetime(values, format=fmt or "ISO8601", utc=True, errors="coerce")
         except (ValueError, TypeError) as exc:
             raise DataError(
                 f"dataset.timestamp_format: {fmt!r} is not a usable date format ({exc})."

@@ -21,7 +21,7 @@ from slimkit.errors import ConfigError
 
 _TAG = re.compile(r"<[^>]{0,500}>")
 _SPACE = re.compile(r"\s+")
-_EDGE = re.compile(r"^[\s;,|]+|[\s;,|]+$")
+_EDGE = re.compile(r"^[\s;,|.:/\-–]+|[\s;,|:/\-–]+$")  # separators left by dropped fields
 
 
 def clean_text(text: str) -> str:

@@ -77,7 +77,9 @@ def read_reviews(path: Path, *, skip_bad_lines: bool) -> tuple[pd.DataFrame, str
 def _meta_fields(record: dict[str, Any]) -> dict[str, str]:
     """The normalised text fields of one metadata record (any of the three vintages)."""
     details = record.get("details") if isinstance(record.get("details"), dict) else {}
-    brand = record.get("brand") or record.get("store") or details.get("Brand") or details.get("brand")
+    brand = (
+        record.get("brand") or record.get("store") or details.get("Brand") or details.get("brand")
+    )
     return {
         "title": field_text(record.get("title")),
         "categories": field_text(record.get("categories") or record.get("category")),

@@ -77,14 +77,21 @@ def _read_items(params) -> tuple[pd.DataFrame, tuple[str, ...], dict]:
     )
     keep = np.ones(len(frame), dtype=bool)
     ids = check_ids(
-        frame[params.items_id_column], places, path=path, column=params.items_id_column,
-        bad=bad, keep=keep,
+        frame[params.items_id_column],
+        places,
+        path=path,
+        column=params.items_id_column,
+        bad=bad,
+        keep=keep,
     )
     present = [c for c in params.text_columns if c in frame.columns]
     absent = [c for c in params.text_columns if c not in frame.columns]
     if absent:
-        log.warning("%s has no column(s) %s (dataset.text_columns); they stay empty",
-                    path, ", ".join(absent))
+        log.warning(
+            "%s has no column(s) %s (dataset.text_columns); they stay empty",
+            path,
+            ", ".join(absent),
+        )
     table = pd.DataFrame(
         {c: [field_text(v) for v in frame.loc[keep, c].tolist()] for c in present},
         index=pd.Index(ids[keep].to_numpy(), name="item"),

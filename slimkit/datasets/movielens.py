@@ -130,10 +130,12 @@ def read_ml100k_folder(folder: Path, skip_bad_lines: bool) -> RawLog:
     item_file = folder / "u.item"
     if item_file.is_file():
         genres = _genre_names(folder)
-        expected = f"{5 + len(genres)} '|'-separated fields: movie id, title, release date, " \
+        expected = (
+            f"{5 + len(genres)} '|'-separated fields: movie id, title, release date, "
             f"video release date, IMDb URL, {len(genres)} genre flags"
+        )
         names = ["item", "title", "release", "video_release", "url", *genres]
-        meta, meta_lines, meta_bad = read_delimited(
+        meta, _, meta_bad = read_delimited(
             check_file(item_file, role="dataset.path", expected=expected),
             sep="|",
             names=names,
@@ -146,13 +148,14 @@ def read_ml100k_folder(folder: Path, skip_bad_lines: bool) -> RawLog:
         meta = meta.loc[meta["item"].notna()]
         flags = meta[genres].fillna("0").to_numpy() == "1"
         labels = np.array(genres, dtype=object)
-        categories = [
-            ", ".join(g for g in labels[row] if g != "unknown") for row in flags
-        ]
+        categories = [", ".join(g for g in labels[row] if g != "unknown") for row in flags]
         title = meta["title"].fillna("").astype(str)
         items = pd.DataFrame(
-            {"title": title.to_numpy(), "categories": categories,
-             "year": _title_year(title).to_numpy()},
+            {
+                "title": title.to_numpy(),
+                "categories": categories,
+                "year": _title_year(title).to_numpy(),
+            },
             index=pd.Index(meta["item"].astype(str).str.strip().to_numpy(), name="item"),
         )
     return RawLog(
@@ -201,7 +204,11 @@ def read_ml1m_folder(folder: Path, skip_bad_lines: bool) -> RawLog:
         items = pd.DataFrame(
             {
                 "title": title.to_numpy(),
-                "categories": meta["genres"].fillna("").astype(str).str.replace("|", ", ").to_numpy(),
+                "categories": meta["genres"]
+                .fillna("")
+                .astype(str)
+                .str.replace("|", ", ")
+                .to_numpy(),
                 "year": _title_year(title).to_numpy(),
             },
             index=pd.Index(meta["item"].astype(str).str.strip().to_numpy(), name="item"),
@@ -265,8 +272,7 @@ def read_movielens_folder(folder: Path, skip_bad_lines: bool, *, allow: tuple[st
         )
     if folder.is_file():
         raise DataError(
-            f"dataset.path: {folder} is a file; give the folder that holds it "
-            f"({folder.parent})."
+            f"dataset.path: {folder} is a file; give the folder that holds it ({folder.parent})."
         )
     layouts = {
         "ml-100k": ("u.data", read_ml100k_folder),
@@ -287,7 +293,9 @@ def read_movielens_folder(folder: Path, skip_bad_lines: bool, *, allow: tuple[st
 def load_movielens_100k(params) -> RawLog:
     """``movielens-100k`` kind: a folder you name, or the copy fetched from PyPI."""
     if params.path is not None:
-        raw = read_movielens_folder(params.path, params.skip_bad_lines, allow=("ml-100k", "recbole"))
+        raw = read_movielens_folder(
+            params.path, params.skip_bad_lines, allow=("ml-100k", "recbole")
+        )
         raw.info["origin"] = f"files in {Path(params.path).expanduser()}"
         return raw
     folder = fetch_ml100k()
@@ -308,7 +316,9 @@ def load_movielens_100k(params) -> RawLog:
 
 def load_movielens(params) -> RawLog:
     """``movielens`` kind: ml-100k or ml-1m from a folder."""
-    raw = read_movielens_folder(params.path, params.skip_bad_lines, allow=("ml-100k", "ml-1m", "recbole"))
+    raw = read_movielens_folder(
+        params.path, params.skip_bad_lines, allow=("ml-100k", "ml-1m", "recbole")
+    )
     raw.info["origin"] = f"files in {Path(params.path).expanduser()}"
     raw.info["terms"] = "GroupLens MovieLens terms: research use, no redistribution."
     return raw

@@ -27,6 +27,8 @@ from slimkit.errors import DataError, did_you_mean
 ATOMIC_TYPES = ("token", "token_seq", "float", "float_seq")
 TITLE_FIELDS = ("title", "movie_title", "item_title", "name", "item_name")
 CATEGORY_FIELDS = ("categories", "category", "class", "genre", "genres")
+BRAND_FIELDS = ("brand", "store", "manufacturer")
+ALIASES = (("title", TITLE_FIELDS), ("categories", CATEGORY_FIELDS), ("brand", BRAND_FIELDS))
 ENCODING_HINT = "Save the file as UTF-8 (RecBole's default) or set `dataset.encoding`."
 
 
@@ -93,8 +95,9 @@ def item_table(
 ) -> tuple[pd.DataFrame, tuple[str, ...], BadLines]:
     """The ``.item`` file as a text table indexed by item id.
 
-    Every field is available under its own name; ``title`` and ``categories`` are
-    aliases of the first title-like / category-like field (categories joined by ", ").
+    Every field is available under its own name; ``title``, ``categories`` and ``brand``
+    are aliases of the first title-like / category-like / brand-like field (categories
+    joined by ", "), and always known to templates (empty when the file lacks them).
     ``title_with_year`` appends `` (release_year)`` to the title (MovieLens style).
     """
     frame, types, lines, bad = read_atomic(
@@ -103,13 +106,17 @@ def item_table(
     _require_field(path, types, id_field, "item_field")
     keep = np.ones(len(frame), dtype=bool)
     ids = check_ids(
-        frame[id_field], [f"line {n}" for n in lines], path=path, column=id_field, bad=bad,
+        frame[id_field],
+        [f"line {n}" for n in lines],
+        path=path,
+        column=id_field,
+        bad=bad,
         keep=keep,
     )
     table = frame.loc[keep].drop(columns=[id_field]).fillna("")
     table.index = pd.Index(ids[keep].to_numpy(), name="item")
     fields = list(table.columns)
-    for alias, candidates in (("title", TITLE_FIELDS), ("categories", CATEGORY_FIELDS)):
+    for alias, candidates in ALIASES:
         if alias in table.columns:
             continue
         source = next((c for c in candidates if c in table.columns), None)
@@ -125,7 +132,7 @@ def item_table(
         table["title"] = np.where(
             year != "", table["title"].astype(str) + " (" + year + ")", table["title"]
         )
-    text_fields = tuple(dict.fromkeys([*fields, *table.columns]))
+    text_fields = tuple(dict.fromkeys([*fields, *table.columns, *(a for a, _ in ALIASES)]))
     return table.astype(str), text_fields, bad
 
 
@@ -144,14 +151,13 @@ def read_inter(
     )
     _require_field(path, types, user_field, "user_field")
     _require_field(path, types, item_field, "item_field")
-    if timestamp_field is not None:
-        if timestamp_field not in types:
-            raise DataError(
-                f"{path}: no field {timestamp_field!r} in the header (dataset.timestamp_field)."
-                f"{did_you_mean(timestamp_field, types)} Fields: {', '.join(types)}.",
-                hint="Set dataset.timestamp_field to the file's time field, or to null to use "
-                "the file order as the chronology.",
-            )
+    if timestamp_field is not None and timestamp_field not in types:
+        raise DataError(
+            f"{path}: no field {timestamp_field!r} in the header (dataset.timestamp_field)."
+            f"{did_you_mean(timestamp_field, types)} Fields: {', '.join(types)}.",
+            hint="Set dataset.timestamp_field to the file's time field, or to null to use "
+            "the file order as the chronology.",
+        )
     places = [f"line {n}" for n in lines]
     keep = np.ones(len(frame), dtype=bool)
     users = check_ids(frame[user_field], places, path=path, column=user_field, bad=bad, keep=keep)
@@ -160,12 +166,15 @@ def read_inter(
         times, unit = np.arange(len(frame), dtype=np.int64), "order"
     else:
         times, unit = parse_timestamps(
-            frame[timestamp_field], places, path=path, column=timestamp_field, fmt=None,
-            bad=bad, keep=keep,
+            frame[timestamp_field],
+            places,
+            path=path,
+            column=timestamp_field,
+            fmt=None,
+            bad=bad,
+            keep=keep,
         )
-    interactions = make_interactions(
-        users[keep].to_numpy(), items[keep].to_numpy(), times[keep]
-    )
+    interactions = make_interactions(users[keep].to_numpy(), items[keep].to_numpy(), times[keep])
     return interactions, unit, bad
 
 
@@ -200,4 +209,3 @@ def load_recbole_atomic(params) -> RawLog:
         item_source=str(params.item) if params.item is not None else None,
         info=skipped_info(reports),
     )
-

@@ -76,7 +76,9 @@ def _status(progress: bool, text: str):
     return Console(stderr=True).status(text)
 
 
-def run_data(spec: PipelineSpec, cache: StageCache | None = None, *, progress: bool = True) -> StageResult:
+def run_data(
+    spec: PipelineSpec, cache: StageCache | None = None, *, progress: bool = True
+) -> StageResult:
     """Prepare the spec's dataset, or take it from the cache."""
     cache = cache or StageCache()
     key = stage_keys(spec, cache)[STAGE]
@@ -104,8 +106,12 @@ def run_data(spec: PipelineSpec, cache: StageCache | None = None, *, progress: b
     with cache.write(STAGE, key, stage_spec(spec, STAGE), versions, summary) as out:
         dataset.save(out)
         (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-        (out / "inputs.json").write_text(json.dumps(fingerprint(params), indent=2), encoding="utf-8")
-    return StageResult(STAGE, key, cache.path(STAGE, key), cached=False, seconds=seconds, summary=summary)
+        (out / "inputs.json").write_text(
+            json.dumps(fingerprint(params), indent=2), encoding="utf-8"
+        )
+    return StageResult(
+        STAGE, key, cache.path(STAGE, key), cached=False, seconds=seconds, summary=summary
+    )
 
 
 def load_prepared(
