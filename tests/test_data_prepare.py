@@ -188,3 +188,19 @@ def test_prepared_dataset_round_trip(tmp_path):
     back = PreparedDataset.load(tmp_path / "out")
     assert back.user_ids == ds.user_ids and back.item_ids == ds.item_ids
     assert np.array_equal(back.offsets, ds.offsets) and np.array_equal(back.has_text, ds.has_text)
+
+
+def test_relative_path_from_another_folder_is_not_mistaken_for_the_cached_one(
+    tmp_path, monkeypatch
+):
+    for name, extra in (("a", ""), ("b", "dave,sku-1,1\ndave,sku-2,2\ndave,sku-3,3\n")):
+        folder = tmp_path / name
+        folder.mkdir()
+        text = "user_id,item_id,timestamp\nx,sku-1,1\nx,sku-2,2\nx,sku-3,3\n" + extra
+        (folder / "log.csv").write_text(text)
+    spec = load_spec(None, ["dataset.kind=csv", "dataset.path=log.csv"])
+    monkeypatch.chdir(tmp_path / "a")
+    assert run_data(spec, progress=False).summary["users"] == 1
+    monkeypatch.chdir(tmp_path / "b")
+    again = run_data(spec, progress=False)
+    assert not again.cached and again.summary["users"] == 2

@@ -57,11 +57,12 @@ def _changed_inputs(folder: Path, params: Any) -> list[str]:
     except (OSError, ValueError):
         return []
     current = fingerprint(params)
-    changed = []
+    # A path read now but not then: the spec's (relative) path names other files.
+    changed = [path for path in current if path not in recorded]
     for path, stamp in recorded.items():
         if path in current and current[path] != stamp:
             changed.append(path)
-        elif path not in current:
+        elif path not in current and not changed:
             log.warning("input %s is gone; using the dataset prepared from it earlier", path)
     return changed
 
