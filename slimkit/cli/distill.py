@@ -3,11 +3,47 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
 from slimkit.cli._common import ConfigOption, JsonOption, SetOption
+
+
+def summary_table(summary: dict[str, Any], cached_stage: bool):
+    """The rich table `slimkit distill` prints before the quality report."""
+    from rich.table import Table
+
+    title = "distill" + (" (stage output from the cache)" if cached_stage else "")
+    table = Table(title=title, show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    training = summary.get("training") or {}
+    adapter = summary.get("adapter")
+    if adapter == "trained":
+        first, last = training.get("train_loss_first"), training.get("train_loss_last")
+        table.add_row("LoRA adapter", f"trained on {summary.get('train_users', 0)} teacher users")
+        table.add_row("optimizer steps", f"{training.get('steps', 0)} "
+                      f"({training.get('seconds_per_step', 0):.2f} s/step)")
+        if first is not None and last is not None:
+            table.add_row("train loss (first -> last step)", f"{first:.3f} -> {last:.3f}")
+        valid = training.get("valid_loss") or []
+        if training.get("valid_loss_before") is not None and valid:
+            table.add_row("held-out loss (before -> after)",
+                          f"{training['valid_loss_before']:.3f} -> {valid[-1]:.3f}")
+    elif adapter == "restored":
+        table.add_row("LoRA adapter", "restored from an earlier run (not trained again)")
+    else:
+        table.add_row("LoRA adapter", f"given: {training.get('path', '?')}")
+    table.add_row("users with a rationale", f"{summary.get('users', 0):,}")
+    table.add_row("  generated now / from the cache",
+                  f"{summary.get('generated', 0):,} / {summary.get('cached', 0):,}")
+    table.add_row("  three-step format", f"{summary.get('well_formed_share', 0):.0%}")
+    if summary.get("tokens_per_s"):
+        table.add_row("generation speed", f"{summary['tokens_per_s']:.1f} tokens/s "
+                      f"({summary.get('backend', '?')})")
+    table.add_row("wall time", f"{summary.get('seconds', 0):.1f} s")
+    return table
 
 
 def distill_command(
@@ -16,9 +52,27 @@ def distill_command(
     as_json: bool = JsonOption,
 ) -> None:
     """Fine-tune the student LLM with LoRA on the teacher's rationales, then write a rationale for every user."""
-    from slimkit.errors import SlimkitError
+    from slimkit.cli._common import load_spec_from_cli, print_json, stdout_console
+    from slimkit.stages.distill import run_distill
 
-    raise SlimkitError("`slimkit distill` is not built yet (tracked in issue #6).")
+    spec = load_spec_from_cli(config, overrides)
+    result = run_distill(spec, progress=True)
+    if as_json:
+        print_json({"stage": "distill", "key": result.key, "path": str(result.path),
+                    "cached": result.cached, "summary": result.summary})
+        return
+    console = stdout_console()
+    console.print(summary_table(result.summary, result.cached))
+    report = result.summary.get("quality")
+    if report:
+        from slimkit.students.quality import quality_table
+
+        console.print(quality_table(report))
+    else:
+        console.print("No quality report: no held-out teacher users (student.valid_share=0 "
+                      "or student.quality_users=0).")
+    console.print(f"Rationales: {result.path / 'rationales.jsonl'}")
+    console.print(f"Adapter:    {result.path / 'adapter'}")
 
 
 def register(app: typer.Typer) -> None:

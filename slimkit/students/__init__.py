@@ -26,7 +26,7 @@ class HFLoraStudentParams(StudentParams):
         None, description="Modules to adapt; empty: a default per architecture (q/v projections)."
     )
     quantize_4bit: bool = Field(False, description="QLoRA: load the base in 4 bit (CUDA + bitsandbytes).")
-    epochs: int = Field(2, ge=1, description="Training epochs over the teacher's rationales.")
+    epochs: int = Field(1, ge=1, description="Training epochs over the teacher's rationales.")
     lr: float = Field(2e-4, gt=0, description="Learning rate.")
     warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Share of steps spent warming up.")
     batch_size: int = Field(4, ge=1, description="Sequences per step.")
@@ -37,14 +37,28 @@ class HFLoraStudentParams(StudentParams):
     backend: Literal["transformers", "vllm"] = Field(
         "transformers", description="Generation engine: transformers (CPU/GPU) or vllm (GPU)."
     )
-    max_new_tokens: int = Field(96, ge=1, description="Maximum new tokens per generated rationale.")
+    max_new_tokens: int = Field(64, ge=1, description="Maximum new tokens per generated rationale.")
     gen_batch_size: int = Field(16, ge=1, description="Prompts decoded together.")
     num_users: Optional[int] = Field(
         None, ge=1, description="Generate for only this many users (empty: every user)."
     )
+    quality_users: int = Field(
+        32, ge=0, description="Held-out teacher users the quality report compares (0: none)."
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="auto: CUDA when available, else CPU."
+    )
+    max_steps: Optional[int] = Field(
+        None, ge=1, description="Stop training after this many optimizer steps (empty: all epochs)."
+    )
+    gen_quantize: Literal["auto", "none", "int8"] = Field(
+        "auto",
+        description="Generation weights: int8 (dynamic quantisation, CPU, 2-3x faster), none, "
+        "or auto (int8 on CPU, none on GPU).",
+    )
 
 
-hf_lora = Component(
+HF_LORA = Component(
     params=HFLoraStudentParams,
     impl="slimkit.students.hf_lora:HFLoraStudent",
     help="A Hugging Face causal LM fine-tuned with LoRA (peft); default SmolLM2-135M-Instruct.",

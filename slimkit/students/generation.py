@@ -1,0 +1,212 @@
+"""Batched rationale generation: transformers (CPU or GPU) and vLLM (GPU).
+
+Both backends take prompts as token ids (built once by the student, so generation reads
+exactly what training read) and call ``on_done(index, text, new_tokens)`` as soon as
+each prompt finishes, so the caller can cache every rationale on its own and a killed
+run resumes where it stopped.
+
+The transformers backend sorts prompts by length (little padding), pads on the left (so
+every row's next token sits in the last column), and decodes greedily with the KV cache.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from slimkit.errors import SlimkitError
+from slimkit.runtime import setup_torch
+
+OnDone = Callable[[int, str, int], None]
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length (longest first: fail fast on memory)."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    return [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
+
+
+def left_pad(prompts: Sequence[Sequence[int]], pad_id: int):
+    """(input_ids (B, T), attention_mask (B, T)) with every prompt right-aligned."""
+    torch = setup_torch()
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)  # (B, T)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)  # (B, T)
+    for row, prompt in enumerate(prompts):
+        ids[row, width - len(prompt) :] = torch.tensor(list(prompt), dtype=torch.long)
+        mask[row, width - len(prompt) :] = 1
+    return ids, mask
+
+
+def _stop_ids(model: Any, tokenizer: Any) -> list[int]:
+    ids = set()
+    for source in (getattr(model, "generation_config", None), tokenizer):
+        value = getattr(source, "eos_token_id", None)
+        if isinstance(value, int):
+            ids.add(value)
+        elif isinstance(value, (list, tuple)):
+            ids.update(int(v) for v in value)
+    return sorted(ids)
+
+
+def _cut_at_stop(tokens: Sequence[int], stop: set[int], pad_id: int) -> tuple[list[int], int]:
+    """(content tokens, tokens generated) of one output row; stops at the first stop id."""
+    out: list[int] = []
+    for n, tok in enumerate(tokens, start=1):
+        if tok in stop:
+            return out, n
+        out.append(int(tok))
+    return out, len(tokens)
+
+
+def _generation_progress(enabled: bool, description: str, total: int):
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[tps]:.1f} tok/s"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        disable=not enabled,
+    )
+    return bar
+
+
+def generate_transformers(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[Sequence[int]],
+    *,
+    max_new_tokens: int = 64,
+    batch_size: int = 16,
+    on_done: OnDone | None = None,
+    progress: bool = True,
+    description: str = "Generating",
+) -> dict[str, Any]:
+    """Greedy generation with transformers; returns counts and tokens/s."""
+    torch = setup_torch()
+    if not prompts:
+        return {"prompts": 0, "new_tokens": 0, "seconds": 0.0, "tokens_per_s": None}
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    stop = _stop_ids(model, tokenizer)
+    device = next(model.parameters()).device
+    batches = length_sorted_batches([len(p) for p in prompts], batch_size)
+    new_tokens = 0
+    started = time.perf_counter()
+    bar = _generation_progress(progress, description, len(prompts))
+    with bar:
+        task = bar.add_task(description, total=len(prompts), tps=0.0)
+        for batch in batches:
+            ids, mask = left_pad([prompts[i] for i in batch], pad_id)
+            with torch.inference_mode():
+                out = model.generate(
+                    input_ids=ids.to(device),
+                    attention_mask=mask.to(device),
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    num_beams=1,
+                    use_cache=True,
+                    pad_token_id=pad_id,
+                    eos_token_id=stop or None,
+                )  # (B, T + new)
+            generated = out[:, ids.shape[1] :].tolist()
+            for row, index in enumerate(batch):
+                content, count = _cut_at_stop(generated[row], set(stop), pad_id)
+                new_tokens += count
+                text = tokenizer.decode(content, skip_special_tokens=True).strip()
+                if on_done is not None:
+                    on_done(index, text, count)
+            elapsed = time.perf_counter() - started
+            bar.update(task, advance=len(batch), tps=new_tokens / max(elapsed, 1e-9))
+    seconds = time.perf_counter() - started
+    return {
+        "prompts": len(prompts),
+        "new_tokens": new_tokens,
+        "seconds": seconds,
+        "tokens_per_s": new_tokens / max(seconds, 1e-9),
+        "backend": "transformers",
+        "batch_size": batch_size,
+    }
+
+
+def vllm_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("vllm") is not None
+
+
+def require_vllm() -> None:
+    """Raise a clear error when the vllm backend is asked for but not installed."""
+    if not vllm_available():
+        raise SlimkitError(
+            "student.backend is 'vllm' but vLLM is not installed.",
+            hint="On a CUDA machine: pip install 'slimkit[vllm]'. Otherwise set "
+            "student.backend=transformers.",
+        )
+
+
+def generate_vllm(
+    *,
+    base_model: str,
+    adapter: str | None,
+    prompts: Sequence[Sequence[int]],
+    max_new_tokens: int = 64,
+    batch_size: int = 256,
+    lora_rank: int = 8,
+    on_done: OnDone | None = None,
+    progress: bool = True,
+    description: str = "Generating (vLLM)",
+) -> dict[str, Any]:
+    """Greedy generation on vLLM: the base model plus the LoRA adapter (``LoRARequest``).
+
+    Prompts go to the engine in chunks of ``batch_size`` (vLLM batches inside a chunk
+    continuously); each chunk's rationales are reported as it finishes, for resuming.
+    """
+    require_vllm()
+    from vllm import LLM, SamplingParams
+
+    engine = LLM(model=base_model, enable_lora=adapter is not None, max_lora_rank=max(lora_rank, 8))
+    sampling = SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
+    lora = None
+    if adapter is not None:
+        from vllm.lora.request import LoRARequest
+
+        lora = LoRARequest("slimkit-student", 1, adapter)
+    new_tokens = 0
+    started = time.perf_counter()
+    bar = _generation_progress(progress, description, len(prompts))
+    with bar:
+        task = bar.add_task(description, total=len(prompts), tps=0.0)
+        for first in range(0, len(prompts), batch_size):
+            chunk = list(range(first, min(first + batch_size, len(prompts))))
+            requests = [{"prompt_token_ids": list(prompts[i])} for i in chunk]
+            outputs = engine.generate(requests, sampling, lora_request=lora, use_tqdm=False)
+            for index, output in zip(chunk, outputs):
+                completion = output.outputs[0]
+                count = len(completion.token_ids)
+                new_tokens += count
+                if on_done is not None:
+                    on_done(index, completion.text.strip(), count)
+            elapsed = time.perf_counter() - started
+            bar.update(task, advance=len(chunk), tps=new_tokens / max(elapsed, 1e-9))
+    seconds = time.perf_counter() - started
+    return {
+        "prompts": len(prompts),
+        "new_tokens": new_tokens,
+        "seconds": seconds,
+        "tokens_per_s": new_tokens / max(seconds, 1e-9),
+        "backend": "vllm",
+        "batch_size": batch_size,
+    }

@@ -1,0 +1,150 @@
+"""Distillation quality: how close the student's rationales come to the teacher's.
+
+Measured on teacher users held out from training, for the base student (before
+fine-tuning) and the fine-tuned one:
+
+* ``format_share``: share of rationales that follow the three-step format
+  (:func:`slimkit.rationale.parse_steps` accepts them);
+* ``cosine``: mean cosine similarity of the encoder's vectors of student and teacher
+  rationale (the encoder the spec uses downstream);
+* ``rouge_l``: mean ROUGE-L F-measure (longest common subsequence of words) of student
+  against teacher rationale.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from slimkit.rationale import parse_steps
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased alphanumeric words (punctuation and markup dropped)."""
+    return _WORD.findall((text or "").lower())
+
+
+def lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
+    """Length of the longest common subsequence of two token sequences."""
+    if len(a) < len(b):
+        a, b = b, a
+    previous = [0] * (len(b) + 1)
+    for token in a:
+        current = [0] * (len(b) + 1)
+        for j, other in enumerate(b, start=1):
+            if token == other:
+                current[j] = previous[j - 1] + 1
+            else:
+                current[j] = current[j - 1] if current[j - 1] > previous[j] else previous[j]
+        previous = current
+    return previous[-1]
+
+
+def rouge_l(candidate: str, reference: str, beta: float = 1.0) -> float:
+    """ROUGE-L F-measure of ``candidate`` against ``reference`` over words (0 when either is empty).
+
+    precision = LCS / |candidate|, recall = LCS / |reference|,
+    F = (1 + beta^2) P R / (R + beta^2 P); beta = 1 is the usual F1.
+    """
+    cand, ref = words(candidate), words(reference)
+    if not cand or not ref:
+        return 0.0
+    lcs = lcs_length(cand, ref)
+    if lcs == 0:
+        return 0.0
+    precision, recall = lcs / len(cand), lcs / len(ref)
+    return (1 + beta**2) * precision * recall / (recall + beta**2 * precision)
+
+
+def format_share(texts: Sequence[str]) -> float | None:
+    """Share of texts that parse into the three steps (None for no texts)."""
+    if not texts:
+        return None
+    return sum(parse_steps(t) is not None for t in texts) / len(texts)
+
+
+def mean_cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean cosine similarity of paired rows of ``a`` and ``b`` ``(n, E)``; zero rows give 0."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)  # (n,)
+    dots = (a * b).sum(axis=1)  # (n,)
+    cos = np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
+    return float(cos.mean()) if len(cos) else float("nan")
+
+
+def score(
+    student: Sequence[str],
+    teacher: Sequence[str],
+    encode: Callable[[list[str]], np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """Format share, cosine (when ``encode`` is given) and ROUGE-L of paired rationales."""
+    if len(student) != len(teacher):
+        raise ValueError("student and teacher rationales must be paired")
+    out: dict[str, Any] = {
+        "users": len(student),
+        "format_share": format_share(student),
+        "rouge_l": float(np.mean([rouge_l(s, t) for s, t in zip(student, teacher)]))
+        if student
+        else None,
+        "cosine": None,
+        "mean_words": float(np.mean([len(words(s)) for s in student])) if student else None,
+    }
+    if encode is not None and student:
+        vectors = encode(list(student) + list(teacher))  # (2n, E)
+        out["cosine"] = mean_cosine(vectors[: len(student)], vectors[len(student) :])
+    return out
+
+
+def quality_report(
+    teacher: Sequence[str],
+    base: Sequence[str] | None,
+    fine_tuned: Sequence[str],
+    encode: Callable[[list[str]], np.ndarray] | None = None,
+    *,
+    encoder: str | None = None,
+    held_out: bool = True,
+) -> dict[str, Any]:
+    """``{"base": {...}, "fine_tuned": {...}}`` scores against the teacher's rationales."""
+    return {
+        "users": len(teacher),
+        "held_out": held_out,
+        "encoder": encoder,
+        "teacher_format_share": format_share(teacher),
+        "base": score(base, teacher, encode) if base is not None else None,
+        "fine_tuned": score(fine_tuned, teacher, encode),
+    }
+
+
+def quality_table(report: dict[str, Any]):
+    """A rich table of a quality report (base vs fine-tuned)."""
+    from rich.table import Table
+
+    held = "held-out" if report.get("held_out", True) else "seen"
+    table = Table(title=f"Distillation quality on {report['users']} {held} teacher users")
+    table.add_column("student")
+    table.add_column("3-step format", justify="right")
+    table.add_column("cosine", justify="right")
+    table.add_column("ROUGE-L", justify="right")
+
+    def cell(value: float | None, pct: bool = False) -> str:
+        if value is None:
+            return "-"
+        return f"{value:.0%}" if pct else f"{value:.3f}"
+
+    for name in ("base", "fine_tuned"):
+        row = report.get(name)
+        if row is None:
+            continue
+        table.add_row(
+            name.replace("_", "-"),
+            cell(row["format_share"], pct=True),
+            cell(row["cosine"]),
+            cell(row["rouge_l"]),
+        )
+    return table

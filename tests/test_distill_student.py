@@ -1,0 +1,272 @@
+"""The hf-lora student on a tiny random Llama: loss masking, training, adapters, generation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from slimkit.errors import SlimkitError
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+CORPUS = [
+    "Step 1: The user prefers Comedy and Drama movies. Step 2: Comedy, Drama; brands Acme, "
+    "Globex. Step 3: Movie 12, Movie 18, Movie 24.",
+    "User history (most recent last):\n1. Movie 3; Comedy|Drama; Acme\n2. Movie 7; Action; Initech",
+    "Explain step by step: Step 1 preferences, Step 2 categories or brands, Step 3 specific items.",
+]
+
+
+def build_tiny_student(folder: Path, *, chat_template: bool = True, seed: int = 0) -> Path:
+    """Save a randomly initialised 2-layer Llama (hidden 32) and a BPE tokenizer trained
+    on the fly into ``folder``: a real transformers model folder, built offline."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(CORPUS * 10, trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+        bos_token="<|endoftext|>",
+    )
+    if chat_template:
+        tokenizer.chat_template = CHAT_TEMPLATE
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id, tie_word_embeddings=True,
+        initializer_range=0.3,  # big enough that LoRA on q/v can move the logits
+    )
+    model = LlamaForCausalLM(config)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    return build_tiny_student(tmp_path_factory.mktemp("tiny-student") / "model")
+
+
+RATIONALE = (
+    "Step 1: The user prefers Comedy and Drama movies. Step 2: Comedy, Drama; brands Acme. "
+    "Step 3: Movie 12, Movie 18."
+)
+MESSAGES = [{"role": "user", "content": "User history (most recent last):\n1. Movie 3; Comedy|Drama; Acme"}]
+
+
+def make_student(model_dir: Path, **params):
+    from slimkit.students.hf_lora import HFLoraStudent
+
+    defaults = {"model": str(model_dir), "max_length": 256, "batch_size": 2, "lr": 1e-2,
+                "gen_quantize": "none", "max_new_tokens": 12}
+    return HFLoraStudent(**{**defaults, **params}).load()
+
+
+def test_labels_mask_exactly_the_prompt(tiny_model_dir):
+    from slimkit.students.hf_lora import IGNORE_INDEX
+
+    student = make_student(tiny_model_dir)
+    prompt = student.prompt_ids(MESSAGES)
+    text = student.prompt_text(MESSAGES)
+    assert text.endswith("<|im_start|>assistant\n")  # the chat template was applied
+    example = student.build_example(7, prompt, RATIONALE)
+    assert example.input_ids[: len(prompt)] == prompt
+    assert example.labels[: len(prompt)] == [IGNORE_INDEX] * len(prompt)
+    target = example.labels[len(prompt) :]
+    assert IGNORE_INDEX not in target
+    assert target == example.input_ids[len(prompt) :]
+    assert target[-1] == student.tokenizer.eos_token_id
+    assert student.tokenizer.decode(target[:-1]) == RATIONALE
+
+
+def test_masked_loss_equals_transformers_loss_on_rationale_tokens(tiny_model_dir):
+    import torch
+
+    student = make_student(tiny_model_dir)
+    prompt = student.prompt_ids(MESSAGES)
+    batch = [student.build_example(0, prompt, RATIONALE),
+             student.build_example(1, prompt[:-3], RATIONALE + " Movie 24.")]
+    with torch.no_grad():
+        nll, count = student._batch_loss(batch)
+        ids, mask, labels = student._collate(batch)
+        reference = student.model(input_ids=ids, attention_mask=mask, labels=labels).loss
+    assert count == sum(ex.num_target_tokens for ex in batch)
+    assert float(nll) / count == pytest.approx(float(reference), rel=1e-5)
+
+
+def test_loss_on_rationale_tokens_falls_and_only_lora_weights_change(tiny_model_dir):
+    import torch
+
+    student = make_student(tiny_model_dir, epochs=12, warmup_ratio=0.0, lora_r=8, lora_alpha=32)
+    prompt = student.prompt_ids(MESSAGES)
+    examples = [student.build_example(u, prompt, RATIONALE) for u in range(4)]
+    base_before = {n: p.detach().clone() for n, p in student.model.named_parameters()}
+    result = student.train(examples, examples[:2], progress=False)
+    losses = result["train_loss"]
+    assert result["steps"] == len(losses) == 24
+    assert losses[-1] < 0.7 * losses[0], losses
+    assert result["valid_loss"][-1] < result["valid_loss_before"]
+    assert result["target_modules"] == ["q_proj", "v_proj"]
+    assert 0 < result["trainable_parameters"] < result["total_parameters"] / 5
+    for name, param in student.model.named_parameters():
+        if "lora_" in name:
+            continue
+        base_name = name.replace("base_model.model.", "").replace(".base_layer", "")
+        assert torch.equal(param, base_before[base_name]), name
+
+
+def test_adapter_round_trip_gives_the_same_rationales(tiny_model_dir, tmp_path):
+    from slimkit.students.hf_lora import ADAPTER_WEIGHTS, SPEC_FILE
+
+    student = make_student(tiny_model_dir, epochs=3)
+    prompt = student.prompt_ids(MESSAGES)
+    student.train([student.build_example(u, prompt, RATIONALE) for u in range(4)], progress=False)
+    digest = student.save_adapter(tmp_path / "adapter", {"student": {"kind": "hf-lora"}})
+    assert (tmp_path / "adapter" / ADAPTER_WEIGHTS).is_file()
+    assert (tmp_path / "adapter" / SPEC_FILE).is_file()
+    assert (tmp_path / "adapter" / "tokenizer.json").is_file()
+    student.prepare_for_generation()  # merged into the base weights
+    merged = {}
+    student.generate([prompt], on_done=lambda i, t, n: merged.update({i: t}), progress=False)
+
+    again = make_student(tiny_model_dir)
+    assert again.identity()["adapter"] == "base"
+    assert again.load_adapter(tmp_path / "adapter") == digest
+    assert again.identity()["adapter"] == digest
+    loaded = {}
+    again.generate([prompt], on_done=lambda i, t, n: loaded.update({i: t}), progress=False)
+    assert loaded == merged
+
+
+def test_batched_left_padded_generation_matches_one_by_one(tiny_model_dir):
+    student = make_student(tiny_model_dir, max_new_tokens=8)
+    prompts = [student.prompt_ids(MESSAGES), student.prompt_ids(MESSAGES)[:-6],
+               student.prompt_ids([{"role": "user", "content": "1. Movie 7; Action"}])]
+    student.gen_batch_size = 3
+    batched: dict[int, tuple[str, int]] = {}
+    stats = student.generate(prompts, on_done=lambda i, t, n: batched.update({i: (t, n)}), progress=False)
+    assert stats["prompts"] == 3 and stats["new_tokens"] == sum(n for _, n in batched.values())
+    student.gen_batch_size = 1
+    single: dict[int, tuple[str, int]] = {}
+    student.generate(prompts, on_done=lambda i, t, n: single.update({i: (t, n)}), progress=False)
+    assert batched == single
+
+
+def test_int8_generation_runs_and_is_part_of_the_cache_identity(tiny_model_dir):
+    student = make_student(tiny_model_dir, gen_quantize="auto")
+    assert student.generation_params()["quantize"] == ("int8" if student.device == "cpu" else "none")
+    out = {}
+    student.generate([student.prompt_ids(MESSAGES)], on_done=lambda i, t, n: out.update({i: n}),
+                     progress=False)
+    assert 1 <= out[0] <= student.max_new_tokens
+
+
+def test_length_sorted_batches_and_left_padding():
+    from slimkit.students.generation import left_pad, length_sorted_batches
+
+    assert length_sorted_batches([3, 9, 1, 7, 5], 2) == [[1, 3], [4, 0], [2]]
+    ids, mask = left_pad([[5, 6, 7], [8]], pad_id=0)
+    assert ids.tolist() == [[5, 6, 7], [0, 0, 8]]
+    assert mask.tolist() == [[1, 1, 1], [0, 0, 1]]
+
+
+def test_plain_prompt_without_chat_template(tmp_path):
+    folder = build_tiny_student(tmp_path / "plain", chat_template=False)
+    student = make_student(folder)
+    assert student.prompt_text(MESSAGES) == MESSAGES[0]["content"] + "\n\n"
+    example = student.build_example(0, student.prompt_ids(MESSAGES), RATIONALE)
+    assert example.num_target_tokens > 5
+
+
+def test_max_length_shorter_than_the_prompt_is_a_user_error(tiny_model_dir):
+    student = make_student(tiny_model_dir, max_length=16)
+    with pytest.raises(SlimkitError, match="max_length"):
+        student.build_example(0, student.prompt_ids(MESSAGES), RATIONALE)
+
+
+def test_long_rationales_are_cut_to_max_length(tiny_model_dir):
+    student = make_student(tiny_model_dir, max_length=64)
+    prompt = student.prompt_ids(MESSAGES)
+    example = student.build_example(0, prompt, RATIONALE * 5)
+    assert example.truncated and len(example.input_ids) == 64
+
+
+def test_out_of_memory_names_the_knobs(tiny_model_dir, monkeypatch):
+    student = make_student(tiny_model_dir, batch_size=8, grad_accum=1)
+    example = student.build_example(0, student.prompt_ids(MESSAGES), RATIONALE)
+
+    def no_memory(batch):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
+
+    monkeypatch.setattr(student, "_batch_loss", no_memory)
+    with pytest.raises(SlimkitError) as info:
+        student.train([example], progress=False)
+    text = str(info.value)
+    assert "student.batch_size=4" in text and "student.grad_accum=2" in text
+    assert "max_length" in text
+
+
+def test_default_target_modules_per_architecture():
+    from slimkit.students.hf_lora import default_target_modules
+
+    assert default_target_modules("llama", []) == ["q_proj", "v_proj"]
+    assert default_target_modules("qwen2", []) == ["q_proj", "v_proj"]
+    assert default_target_modules("bloom", []) == ["query_key_value"]
+    assert default_target_modules("gpt2", []) == ["c_attn"]
+    assert default_target_modules("made-up", ["layers.0.attn.q_proj", "layers.0.attn.v_proj"]) == [
+        "q_proj", "v_proj"]
+    with pytest.raises(SlimkitError, match="target_modules"):
+        default_target_modules("made-up", ["layers.0.mixer"])
+
+
+def test_unknown_target_module_is_a_user_error(tiny_model_dir):
+    student = make_student(tiny_model_dir, target_modules=["q_proj", "qv_proj"])
+    with pytest.raises(SlimkitError, match="qv_proj"):
+        student.resolved_target_modules()
+
+
+def test_qlora_without_cuda_or_bitsandbytes_is_a_clear_error(tiny_model_dir):
+    import importlib.util
+
+    import torch
+
+    from slimkit.students.hf_lora import HFLoraStudent
+
+    if torch.cuda.is_available() and importlib.util.find_spec("bitsandbytes"):
+        pytest.skip("QLoRA is available here")
+    with pytest.raises(SlimkitError, match="quantize_4bit"):
+        HFLoraStudent(model=str(tiny_model_dir), quantize_4bit=True).load()
+
+
+def test_vllm_backend_without_vllm_is_a_clear_error():
+    from slimkit.students.generation import require_vllm, vllm_available
+
+    if vllm_available():
+        pytest.skip("vLLM is installed here")
+    with pytest.raises(SlimkitError, match="vLLM is not installed"):
+        require_vllm()
+
+
+def test_missing_adapter_folder_is_a_user_error(tmp_path):
+    from slimkit.students.hf_lora import HFLoraStudent
+
+    with pytest.raises(SlimkitError, match="not found"):
+        HFLoraStudent.check_adapter_folder(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SlimkitError, match="adapter_config.json"):
+        HFLoraStudent.check_adapter_folder(tmp_path / "empty")
