@@ -57,10 +57,20 @@ class LocalTeacherParams(TeacherParams):
         "smollm2-135m-instruct",
         description="smollm2-135m-instruct (fetched from PyPI), a local model folder, or a .gguf file.",
     )
-    num_users: int = Field(200, ge=1, description="How many users to sample for the teacher.")
-    max_new_tokens: int = Field(160, ge=1, description="Maximum new tokens per rationale.")
+    num_users: int = Field(
+        64, ge=1, description="How many users to sample (64 take a few minutes on 1 CPU thread)."
+    )
+    max_new_tokens: int = Field(96, ge=1, description="Maximum new tokens per rationale.")
     batch_size: int = Field(8, ge=1, description="Prompts decoded together.")
     temperature: float = Field(0.0, ge=0, le=2, description="0: greedy decoding.")
+    scaffold_steps: bool = Field(
+        True,
+        description="Write the 'Step N:' headers and let the model fill each step (tiny models "
+        "do not keep the three-step format on their own). Off for capable local models.",
+    )
+    max_malformed_retries: int = Field(
+        1, ge=0, description="Ask again this often when a response lacks the three steps."
+    )
 
 
 LOCAL = Component(

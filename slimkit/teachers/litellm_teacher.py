@@ -57,6 +57,9 @@ LOCAL_PROVIDERS = {
 }
 """Providers that run on the user's own machines: no API key, no price list."""
 
+API_PARAMS = ("temperature", "max_tokens", "seed")
+"""Sampling keys sent to the model; other keys of :meth:`LiteLLMTeacher.sampling` only key the cache."""
+
 DEFAULT_API_BASES = {"ollama": "http://localhost:11434", "ollama_chat": "http://localhost:11434"}
 
 
@@ -413,7 +416,7 @@ class LiteLLMTeacher:
     async def _request(self, messages, sampling, ctx: TeachContext, semaphore, limiter) -> dict[str, Any]:
         litellm = self._lib()
         stats = ctx.stats
-        api_params = dict(sampling)
+        api_params = {k: v for k, v in sampling.items() if k in API_PARAMS}
         last_error = "no attempt"
         for retry in range(self.max_retries + 1):
             async with semaphore:
