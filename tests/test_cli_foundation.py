@@ -116,3 +116,12 @@ def test_cache_clear_unknown_stage_exits_2():
 
 def test_unknown_command_exits_2():
     assert run("frobnicate").returncode == 2
+
+
+def test_installed_console_script_runs():
+    import shutil
+
+    exe = shutil.which("slimkit")
+    assert exe, "the slimkit console script is not installed"
+    result = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.startswith("slimkit "), result.stderr
