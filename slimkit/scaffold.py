@@ -73,6 +73,9 @@ def new_plugin(kind: str, name: str, directory: str | Path = ".") -> Scaffold:
         "package": package,
         "cls": _class_name(name),
         "attr": package.removeprefix("slimkit_"),
+        # UPPER_CASE so that an implementation submodule of the same name (a plugin named
+        # "model") can never shadow the descriptor the entry point names.
+        "component": package.removeprefix("slimkit_").upper(),
         "slimkit_version": SLIMKIT_VERSION,
         "test_module": f"test_{package}_contract",
     }
@@ -84,7 +87,7 @@ def new_plugin(kind: str, name: str, directory: str | Path = ".") -> Scaffold:
             f"src/{package}/model.py": _BACKBONE_MODEL,
             f"tests/{values['test_module']}.py": _BACKBONE_TEST,
         }
-        entry_points = [f"slimkit.backbones: {name} = {package}:{values['attr']}"]
+        entry_points = [f"slimkit.backbones: {name} = {package}:{values['component']}"]
     else:
         from slimkit.prompts import slim_cot, slim_student
 
@@ -96,8 +99,8 @@ def new_plugin(kind: str, name: str, directory: str | Path = ".") -> Scaffold:
             f"src/{package}/templates/{name}-student.txt": Template(_template_text(slim_student)),
             f"tests/{values['test_module']}.py": _PROMPT_TEST,
         }
-        entry_points = [f"slimkit.prompts: {name}-teacher = {package}:teacher",
-                        f"slimkit.prompts: {name}-student = {package}:student"]
+        entry_points = [f"slimkit.prompts: {name}-teacher = {package}:TEACHER",
+                        f"slimkit.prompts: {name}-student = {package}:STUDENT"]
     written = []
     for relative, template in files.items():
         path = root / relative
@@ -136,7 +139,7 @@ test = ["pytest>=8"]
 
 # slimkit finds backbones through this entry point group: `backbone: {kind: ${name}}`.
 [project.entry-points."slimkit.backbones"]
-${name} = "${package}:${attr}"
+${name} = "${package}:${component}"
 
 [tool.setuptools.packages.find]
 where = ["src"]
@@ -165,7 +168,8 @@ class ${cls}Params(BackboneParams):
     dropout: float = Field(0.2, ge=0, lt=1, description="Dropout on item embeddings.")
 
 
-${attr} = Component(
+# UPPER_CASE: an implementation submodule can never shadow it.
+${component} = Component(
     params=${cls}Params,
     impl="${package}.model:${cls}",
     help="${cls}: attention pooling over the history (replace with your model).",
@@ -294,8 +298,8 @@ test = ["pytest>=8"]
 
 # `prompt: {teacher: ${name}-teacher, student: ${name}-student}` selects them.
 [project.entry-points."slimkit.prompts"]
-${name}-teacher = "${package}:teacher"
-${name}-student = "${package}:student"
+${name}-teacher = "${package}:TEACHER"
+${name}-student = "${package}:STUDENT"
 
 [tool.setuptools.packages.find]
 where = ["src"]
@@ -318,9 +322,9 @@ from slimkit.prompts import PromptTemplate
 
 TEMPLATES = Path(__file__).parent / "templates"
 
-teacher = PromptTemplate.from_file(TEMPLATES / "${name}-teacher.txt", name="${name}-teacher",
+TEACHER = PromptTemplate.from_file(TEMPLATES / "${name}-teacher.txt", name="${name}-teacher",
                                    description="Teacher prompt (three steps).")
-student = PromptTemplate.from_file(TEMPLATES / "${name}-student.txt", name="${name}-student",
+STUDENT = PromptTemplate.from_file(TEMPLATES / "${name}-student.txt", name="${name}-student",
                                    description="Student prompt.")
 ''')
 
@@ -330,12 +334,12 @@ _PROMPT_TEST = Template('''\
 from slimkit.registry import registry
 from slimkit.spec import validate_spec
 from slimkit.testing import check_prompt
-from ${package} import student, teacher
+from ${package} import STUDENT, TEACHER
 
 
 def test_templates_meet_the_prompt_contract():
-    check_prompt(teacher, role="teacher")
-    check_prompt(student, role="student")
+    check_prompt(TEACHER, role="teacher")
+    check_prompt(STUDENT, role="student")
 
 
 def test_templates_are_selectable_in_a_spec():

@@ -7,11 +7,11 @@ import pytest
 from slimkit.registry import registry
 from slimkit.spec import validate_spec
 from slimkit.testing import check_prompt
-from slimkit_prompts_catalog import __version__, brief_cot, catalog_cot, catalog_student
+from slimkit_prompts_catalog import BRIEF_COT, CATALOG_COT, CATALOG_STUDENT, __version__
 
 
 @pytest.mark.parametrize(
-    "template, role", [(catalog_cot, "teacher"), (brief_cot, "teacher"), (catalog_student, "student")]
+    "template, role", [(CATALOG_COT, "teacher"), (BRIEF_COT, "teacher"), (CATALOG_STUDENT, "student")]
 )
 def test_template_meets_the_prompt_contract(template, role):
     check_prompt(template, role=role)
@@ -32,7 +32,7 @@ def test_templates_are_selectable_in_a_spec():
 
 def test_catalog_teacher_names_brands_and_the_history_count():
     history = ["Yogi Green Tea; Grocery > Tea; Yogi", "Lodge Skillet; Kitchen > Cookware; Lodge"]
-    messages = catalog_cot.render(history)
+    messages = CATALOG_COT.render(history)
     assert [m["role"] for m in messages] == ["system", "user"]
     user = messages[1]["content"]
     assert "these 2 products" in user and "1. Yogi Green Tea" in user and "brand" in user

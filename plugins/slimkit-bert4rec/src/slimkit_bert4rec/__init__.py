@@ -34,10 +34,11 @@ class BERT4RecParams(BackboneParams):
         return self
 
 
-bert4rec = Component(
+# UPPER_CASE: an implementation submodule of the same name could never shadow it.
+BERT4REC = Component(
     params=BERT4RecParams,
     impl="slimkit_bert4rec.model:BERT4Rec",
     help="BERT4Rec (Sun et al. 2019): bidirectional transformer read at an appended [MASK].",
 )
 
-__all__ = ["BERT4RecParams", "bert4rec", "__version__"]
+__all__ = ["BERT4REC", "BERT4RecParams", "__version__"]

@@ -16,21 +16,21 @@ __version__ = "0.1.0"
 
 TEMPLATES = Path(__file__).parent / "templates"
 
-catalog_cot = PromptTemplate.from_file(
+CATALOG_COT = PromptTemplate.from_file(
     TEMPLATES / "catalog-cot.txt",
     name="catalog-cot",
     description="Teacher: three steps that name categories and brands explicitly "
     "(catalogues where brand loyalty matters: groceries, games, home goods).",
 )
-catalog_student = PromptTemplate.from_file(
+CATALOG_STUDENT = PromptTemplate.from_file(
     TEMPLATES / "catalog-student.txt",
     name="catalog-student",
     description="Student: a short prompt matching catalog-cot's answers.",
 )
-brief_cot = PromptTemplate.from_file(
+BRIEF_COT = PromptTemplate.from_file(
     TEMPLATES / "brief-cot.txt",
     name="brief-cot",
     description="Teacher: the three steps as one short line each (fewer tokens per user).",
 )
 
-__all__ = ["brief_cot", "catalog_cot", "catalog_student", "__version__"]
+__all__ = ["BRIEF_COT", "CATALOG_COT", "CATALOG_STUDENT", "__version__"]
