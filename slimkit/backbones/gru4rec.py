@@ -8,10 +8,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-# Each backbone module is self-contained on purpose: importing a submodule named like a
-# registry entry (slimkit.backbones.sasrec) rebinds that attribute of the descriptor
-# package, so impl modules never import one another.
-
 
 def gather_last(hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """The hidden state at each row's last real position: (B, L, D), (B,) -> (B, D)."""
