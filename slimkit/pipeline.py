@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import time
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,6 +152,25 @@ def _console(progress: bool):
     return Console(stderr=True)
 
 
+@contextmanager
+def _quiet_libraries(enabled: bool) -> Iterator[None]:
+    """Keep library chatter (weight-loading bars, deprecation notices) out of the display.
+
+    The stages draw their own progress; a second tqdm bar or a FutureWarning from
+    transformers in the middle of it only makes the view harder to read.
+    """
+    if not enabled:
+        yield
+        return
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    with warnings.catch_warnings():
+        for module in ("transformers", "peft", "sentence_transformers", "torch", "huggingface_hub"):
+            warnings.filterwarnings("ignore", category=FutureWarning, module=module)
+            warnings.filterwarnings("ignore", category=DeprecationWarning, module=module)
+        yield
+
+
 def _describe(summary: Mapping[str, Any], limit: int = 4) -> str:
     """A few scalar summary entries as ``key=value`` for the one-line stage footer."""
     parts = []
@@ -200,6 +222,29 @@ def run_pipeline(
                 cache.delete(stage, keys[stage])
                 forced.append(stage)
 
+    with _quiet_libraries(progress):
+        outcomes = _run_stages(spec, cache, keys, skip, until, progress, console)
+
+    report = PipelineReport(
+        spec=spec.source,
+        cache=str(cache.root),
+        stages=outcomes,
+        seconds=round(time.perf_counter() - start, 3),
+        forced=forced,
+        recomputed=list(StageCache.corruption_reports[corrupt_before:]),
+    )
+    teach = report.stage("teach")
+    if teach.path:
+        report.teacher = teacher_cost(_read_json(Path(teach.path) / "summary.json") or teach.summary)
+    train = report.stage("train")
+    if train.path:
+        report.metrics = _read_json(Path(train.path) / "metrics.json")
+    if console is not None:
+        print_report(report, console)
+    return report
+
+
+def _run_stages(spec, cache, keys, skip, until, progress, console) -> list[StageOutcome]:
     outcomes: list[StageOutcome] = []
     stopped = False
     active = [s for s in PIPELINE if skip[s] is None]
@@ -222,7 +267,7 @@ def run_pipeline(
                 "cached" if result.cached else "ran",
                 result.key,
                 str(result.path),
-                round(result.seconds or seconds, 3) if not result.cached else round(seconds, 3),
+                round(seconds, 3),
                 dict(result.summary or {}),
             )
             outcomes.append(outcome)
@@ -234,24 +279,7 @@ def run_pipeline(
                 )
         if stage == last:
             stopped = True
-
-    report = PipelineReport(
-        spec=spec.source,
-        cache=str(cache.root),
-        stages=outcomes,
-        seconds=round(time.perf_counter() - start, 3),
-        forced=forced,
-        recomputed=list(StageCache.corruption_reports[corrupt_before:]),
-    )
-    teach = report.stage("teach")
-    if teach.path:
-        report.teacher = teacher_cost(_read_json(Path(teach.path) / "summary.json") or teach.summary)
-    train = report.stage("train")
-    if train.path:
-        report.metrics = _read_json(Path(train.path) / "metrics.json")
-    if console is not None:
-        print_report(report, console)
-    return report
+    return outcomes
 
 
 # ---------------------------------------------------------------------------------------

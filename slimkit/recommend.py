@@ -376,22 +376,23 @@ def recommend(
     from slimkit.stages.data import load_prepared
 
     dataset = load_prepared(spec, cache)
-    model = None
-    if user is not None:
-        index = user_index(dataset, user)
-        items = [int(i) for i in dataset.sequence(index)]
-        rationale = _rationale_of(spec, cache, index)
-        model = load_model(spec, cache)
-        model_user = index
-    else:
-        index = None
-        items = item_indices(dataset, history)
-        _, needs_rationales = fusion_needs(spec)
-        rationale = write_rationale(spec, dataset, items, cache) if needs_rationales else None
-        model = load_model(spec, cache)
-        model_user = 0
-        if needs_rationales:
-            model_user = _new_user_row(spec, cache, model, rationale["text"])
+    from slimkit.pipeline import _quiet_libraries
+
+    with _quiet_libraries(True):
+        if user is not None:
+            index = user_index(dataset, user)
+            items = [int(i) for i in dataset.sequence(index)]
+            rationale = _rationale_of(spec, cache, index)
+            model = load_model(spec, cache)
+            model_user = index
+        else:
+            items = item_indices(dataset, history)
+            _, needs_rationales = fusion_needs(spec)
+            rationale = write_rationale(spec, dataset, items, cache) if needs_rationales else None
+            model = load_model(spec, cache)
+            model_user = 0
+            if needs_rationales:
+                model_user = _new_user_row(spec, cache, model, rationale["text"])
 
     scores = _scores(model, items, model_user, spec.dataset.max_seq_len)
     scores[0] = float("-inf")

@@ -96,20 +96,29 @@ def main(argv: Optional[list[str]] = None) -> None:
 
     configure_environment()
     try:
-        app(args=argv, prog_name="slimkit", standalone_mode=False)
+        result = app(args=argv, prog_name="slimkit", standalone_mode=False)
     except SystemExit:
         raise
     except KeyboardInterrupt:
-        from slimkit.cli._common import stderr_console
-
-        stderr_console().print(
-            "[yellow]Interrupted.[/] Finished work is cached; run the same command again to resume."
-        )
-        sys.exit(130)
+        _interrupted()
     except Exception as exc:  # noqa: BLE001 - sorted below
         code = handle_exception(exc)
         sys.exit(code)
+    # typer turns Ctrl-C into Exit(130) and, outside standalone mode, returns the code.
+    if result == 130:
+        _interrupted()
+    if isinstance(result, int) and not isinstance(result, bool) and result:
+        sys.exit(result)
     sys.exit(0)
+
+
+def _interrupted() -> None:
+    from slimkit.cli._common import stderr_console
+
+    stderr_console().print(
+        "[yellow]Interrupted.[/] Finished work is cached; run the same command again to resume."
+    )
+    sys.exit(130)
 
 
 def handle_exception(exc: BaseException) -> int:
