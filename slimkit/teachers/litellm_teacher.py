@@ -212,7 +212,8 @@ class LiteLLMTeacher:
             return self._lib().get_llm_provider(self.model, api_base=self.api_base)[1]
         except Exception as exc:  # litellm raises BadRequestError for unknown providers
             raise SlimkitError(
-                f"teacher.model: litellm does not know which provider serves '{self.model}'.",
+                f"teacher.model: litellm does not know which provider serves '{self.model}'; "
+                "nothing was sent.",
                 hint="Prefix the provider, e.g. openai/gpt-4o-mini, anthropic/claude-3-5-haiku-"
                 "20241022, ollama/llama3.1, or hosted_vllm/<name> with teacher.api_base.",
             ) from exc
@@ -456,7 +457,7 @@ class LiteLLMTeacher:
             if retry < self.max_retries:
                 stats.retries += 1
                 await asyncio.sleep(wait)
-        raise _GaveUp(f"gave up after {self.max_retries + 1} tries; last error {last_error}")
+        raise _GaveUp(f"{last_error} (gave up after {self.max_retries + 1} tries)")
 
     async def _complete(self, litellm, messages, api_params):
         return await litellm.acompletion(
