@@ -40,8 +40,10 @@ def _class_name(name: str) -> str:
 def new_plugin(kind: str, name: str, directory: str | Path = ".") -> Scaffold:
     """Write a new ``slimkit-<name>`` plugin package of ``kind`` into ``directory``."""
     if kind not in SCAFFOLD_KINDS:
-        raise SlimkitError(f"Cannot scaffold a '{kind}' plugin; kinds: {', '.join(SCAFFOLD_KINDS)}.")
-    name = name[len("slimkit-"):] if name.startswith("slimkit-") else name
+        raise SlimkitError(
+            f"Cannot scaffold a '{kind}' plugin; kinds: {', '.join(SCAFFOLD_KINDS)}."
+        )
+    name = name.removeprefix("slimkit-")
     if not _NAME.match(name):
         raise SlimkitError(
             f"Plugin name {name!r} is not valid: use lower-case letters, digits and single "
@@ -156,7 +158,6 @@ builds a model (torch is not imported by ``slimkit plugins list``).
 from __future__ import annotations
 
 from pydantic import Field
-
 from slimkit.components import Component
 from slimkit.spec import BackboneParams
 
@@ -233,7 +234,6 @@ _BACKBONE_TEST = Template('''\
 """${distribution}'s tests: slimkit's backbone contract, the entry point, the params."""
 
 import pytest
-
 from slimkit.components import implementation
 from slimkit.registry import registry
 from slimkit.spec import validate_spec

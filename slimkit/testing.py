@@ -106,7 +106,7 @@ def _roundtrip(module, rebuild: Callable[[int], Any], component: str):
         path = Path(tmp) / "model.safetensors"
         try:
             save_model(module, str(path))
-        except Exception as exc:  # noqa: BLE001 - reported as a contract problem
+        except Exception as exc:
             raise _fail(
                 component,
                 f"cannot be saved with safetensors.torch.save_model: {exc}",

@@ -20,7 +20,7 @@ from slimkit.stages import stage_keys
 from slimkit.testing import tiny_dataset
 
 pytest.importorskip("slimkit_bert4rec", reason="pip install -e plugins/slimkit-bert4rec")
-from slimkit_bert4rec import __version__ as BERT4REC_VERSION  # noqa: E402
+from slimkit_bert4rec import __version__ as BERT4REC_VERSION
 
 FUSIONS = registry("fusions").names()
 

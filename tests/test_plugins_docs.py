@@ -13,17 +13,17 @@ import os
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 import yaml
 
 from slimkit.registry import KINDS, reset_registries
 from slimkit.spec import validate_spec
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
-_BLOCK = re.compile(r"^```(\w+)\n(.*?)^```$", re.S | re.M)
+_BLOCK = re.compile(r"^```(\w+)\n(.*?)^```$", re.DOTALL | re.MULTILINE)
 
 
 def blocks(language: str) -> list[str]:
@@ -79,7 +79,7 @@ def test_bash_blocks_run_in_a_fresh_venv(tmp_path):
     shim.write_text(f"#!{bin_dir / 'python'}\nfrom slimkit.cli import main\nmain()\n")
     shim.chmod(0o755)
     script = "set -euo pipefail\n" + "\n".join(blocks("bash"))
-    assert not re.search(r"^\s*pip ", script, re.M), "use `python -m pip` in the guide"
+    assert not re.search(r"^\s*pip ", script, re.MULTILINE), "use `python -m pip` in the guide"
     env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
                PIP_NO_BUILD_ISOLATION="0", PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1",
                VIRTUAL_ENV=str(venv))
@@ -92,7 +92,8 @@ def test_bash_blocks_run_in_a_fresh_venv(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "passed" in done.stdout
     assert '"name": "my-model"' in done.stdout
-    assert (work / "plugins-dev/slimkit-my-model/dist/slimkit_my_model-0.1.0-py3-none-any.whl").exists()
+    wheel = work / "plugins-dev/slimkit-my-model/dist/slimkit_my_model-0.1.0-py3-none-any.whl"
+    assert wheel.exists()
     # Nothing was installed into this environment.
     leaked = subprocess.run([sys.executable, "-m", "pip", "show", "slimkit-my-model"],
                             capture_output=True, text=True)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+from slimkit_bert4rec import BERT4RecParams, __version__
+from slimkit_bert4rec.model import BERT4Rec
 
 from slimkit.components import implementation, params_model
 from slimkit.errors import ConfigError
 from slimkit.registry import registry
 from slimkit.spec import validate_spec
 from slimkit.testing import check_backbone, tiny_batch
-from slimkit_bert4rec import BERT4RecParams, __version__
-from slimkit_bert4rec.model import BERT4Rec
 
 
 @pytest.mark.parametrize(
@@ -40,7 +40,7 @@ def test_bert4rec_params_validate_in_a_spec():
     assert spec.backbone.hidden_size == 32
     with pytest.raises(ConfigError, match=r"num_heads \(4\) must divide hidden_size \(30\)"):
         validate_spec({"backbone": {"kind": "bert4rec", "hidden_size": 30, "num_heads": 4}})
-    with pytest.raises(ConfigError, match="backbone.num_layer: unknown key. Did you mean 'num_layers'"):
+    with pytest.raises(ConfigError, match="num_layer: unknown key. Did you mean 'num_layers'"):
         validate_spec({"backbone": {"kind": "bert4rec", "num_layer": 1}})
 
 

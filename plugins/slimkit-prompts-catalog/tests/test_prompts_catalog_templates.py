@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import pytest
+from slimkit_prompts_catalog import BRIEF_COT, CATALOG_COT, CATALOG_STUDENT, __version__
 
 from slimkit.registry import registry
 from slimkit.spec import validate_spec
 from slimkit.testing import check_prompt
-from slimkit_prompts_catalog import BRIEF_COT, CATALOG_COT, CATALOG_STUDENT, __version__
 
 
 @pytest.mark.parametrize(
-    "template, role", [(CATALOG_COT, "teacher"), (BRIEF_COT, "teacher"), (CATALOG_STUDENT, "student")]
+    "template, role",
+    [(CATALOG_COT, "teacher"), (BRIEF_COT, "teacher"), (CATALOG_STUDENT, "student")],
 )
 def test_template_meets_the_prompt_contract(template, role):
     check_prompt(template, role=role)
