@@ -106,14 +106,14 @@ def _tiny_pipeline_spec(tmp_path):
     rng = random.Random(0)
     genres = ["Comedy", "Drama", "Action", "Horror"]
     rows = []
-    for u in range(10):
-        for t, i in enumerate(rng.sample(range(1, 21), 7)):
+    for u in range(12):
+        for t, i in enumerate(rng.sample(range(1, 41), 8)):
             rows.append(f"u{u},i{i},{1000 + t}\n")
     log = tmp_path / "log.csv"
     log.write_text("user_id,item_id,timestamp\n" + "".join(rows))
     items = tmp_path / "items.csv"
     items.write_text("item_id,title,categories\n" + "".join(
-        f"i{i},Movie {i},{genres[i % 4]}\n" for i in range(1, 21)))
+        f"i{i},Movie {i},{genres[i % 4]}\n" for i in range(1, 41)))
     return validate_spec({
         "dataset": {"kind": "csv", "path": str(log), "items_path": str(items),
                     "text_columns": ["title", "categories"],
