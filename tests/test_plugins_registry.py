@@ -9,6 +9,7 @@ them through ``importlib.metadata`` exactly as it discovers any installed plugin
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import os
 import shutil
@@ -27,14 +28,27 @@ FIXTURES = Path(__file__).parent / "fixtures" / "plugins"
 BROKEN_MODULES = ("slimkit_broken_plugin", "slimkit_exits_on_import", "slimkit_broken_impl")
 
 
+def _pip_build_env() -> dict[str, str]:
+    """Build offline with this environment's setuptools when it can build wheels itself
+    (>= 70.1, or with `wheel`); otherwise let pip fetch a build backend from the index."""
+    try:
+        import setuptools
+    except ImportError:
+        return {}
+    version = tuple(int(p) for p in setuptools.__version__.split(".")[:2] if p.isdigit())
+    if version >= (70, 1) or importlib.util.find_spec("wheel") is not None:
+        return {"PIP_NO_BUILD_ISOLATION": "0", "PIP_NO_INDEX": "1"}
+    return {}
+
+
 def _pip_install_target(target: Path, *packages: Path) -> None:
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--no-index", "--disable-pip-version-check", "--target", str(target),
-         *map(str, packages)],
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+         "--disable-pip-version-check", "--target", str(target), *map(str, packages)],
         check=True,
         capture_output=True,
         text=True,
+        env={**os.environ, **_pip_build_env()},
     )
 
 
