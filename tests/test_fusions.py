@@ -7,9 +7,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from slimkit.components import implementation, params_model  # noqa: E402
-from slimkit.errors import SlimkitError  # noqa: E402
-from slimkit.registry import registry  # noqa: E402
+from slimkit.components import implementation, params_model
+from slimkit.errors import SlimkitError
+from slimkit.registry import registry
 
 NUM_USERS, NUM_ITEMS, MAX_LEN, TEXT_DIM, HIDDEN = 6, 11, 8, 12, 16
 FUSIONS = registry("fusions").names()

@@ -3,36 +3,39 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 from slimkit.cli._common import ConfigOption, JsonOption, SetOption, load_spec_from_cli
 
+PlotOption = typer.Option(
+    None,
+    "--plot",
+    help="Also draw how often head and tail items are recommended per method (PNG).",
+    show_default=False,
+)
+BackbonesOption = typer.Option(
+    None,
+    "--backbones",
+    help="Comma list of backbones to compare, e.g. sasrec,gru4rec (default: the spec's).",
+    show_default=False,
+)
+MethodsOption = typer.Option(
+    None,
+    "--methods",
+    help="Comma list of rows: plain, item-text, slim-teacher, slim, text-match, "
+    "text-match-step1..3 (default: all).",
+    show_default=False,
+)
+
 
 def compare_command(
-    config: Optional[Path] = ConfigOption,
-    overrides: Optional[list[str]] = SetOption,
+    config: Path | None = ConfigOption,
+    overrides: list[str] | None = SetOption,
     as_json: bool = JsonOption,
-    plot: Optional[Path] = typer.Option(
-        None,
-        "--plot",
-        help="Also draw how often head and tail items are recommended per method (PNG).",
-        show_default=False,
-    ),
-    backbones: Optional[str] = typer.Option(
-        None,
-        "--backbones",
-        help="Comma list of backbones to compare, e.g. sasrec,gru4rec (default: the spec's).",
-        show_default=False,
-    ),
-    methods: Optional[str] = typer.Option(
-        None,
-        "--methods",
-        help="Comma list of rows: plain, item-text, slim-teacher, slim, text-match, "
-        "text-match-step1..3 (default: all).",
-        show_default=False,
-    ),
+    plot: Path | None = PlotOption,
+    backbones: str | None = BackbonesOption,
+    methods: str | None = MethodsOption,
 ) -> None:
     """Run the paper's comparisons (plain, item-text, SLIM, text-match) on one dataset over seeds.
 

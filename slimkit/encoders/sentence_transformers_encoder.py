@@ -75,7 +75,7 @@ def resolve_model_folder(model: str) -> Path:
         from huggingface_hub import snapshot_download
 
         return Path(snapshot_download(model, local_files_only=_hub_offline()))
-    except Exception as exc:  # noqa: BLE001 - any hub failure is the same user problem
+    except Exception as exc:
         raise SlimkitError(
             f"encoder.model: cannot find the model '{model}' locally"
             f"{' (HF_HUB_OFFLINE is set)' if _hub_offline() else ''} and could not download it: "
@@ -163,7 +163,7 @@ class SentenceTransformersEncoder:
                 model = SentenceTransformer(
                     str(self.folder), device=self.device, local_files_only=True
                 )
-            except Exception as exc:  # noqa: BLE001 - a broken folder is a user problem
+            except Exception as exc:
                 raise SlimkitError(
                     f"encoder.model: {self.folder} could not be loaded as a "
                     f"sentence-transformers model: {type(exc).__name__}: {exc}"
@@ -311,7 +311,7 @@ def _tower_class():
     return _TextTower
 
 
-def TextTower(st_model, texts, normalize, batch_size, zero_rows=()):  # noqa: N802 - a class factory
+def TextTower(st_model, texts, normalize, batch_size, zero_rows=()):
     """Build the trainable text tower (a torch module class created on first use)."""
     return _tower_class()(st_model, texts, normalize, batch_size, zero_rows)
 
