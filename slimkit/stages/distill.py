@@ -136,8 +136,9 @@ def _restore_adapter(cache: StageCache, key: str, folder: Path) -> dict[str, Any
 class _RationaleGenerator:
     """Generate (or take from the cache) the student's rationale for a list of users."""
 
-    def __init__(self, student, cache: StageCache, prompt_of):
+    def __init__(self, student, cache: StageCache, prompt_of, *, adapter: bool = True):
         self.student = student
+        self.adapter = adapter
         self.store = cache.records("rationales")
         self.prompt_of = prompt_of
         self.generated = 0
@@ -147,7 +148,7 @@ class _RationaleGenerator:
     def record_key(self, user: int) -> str:
         return hash_key(
             "student-rationale",
-            self.student.identity(),
+            self.student.identity(self.adapter),
             self.student.prompt_text(self.prompt_of(user)),
             self.student.generation_params(),
         )
@@ -178,7 +179,7 @@ class _RationaleGenerator:
                     f"{description}: {len(todo)} to generate, {len(users) - len(todo)} cached"
                 )
             stats = self.student.generate(prompts, on_done=on_done, progress=progress,
-                                          description=description)
+                                          description=description, adapter=self.adapter)
             self.stats.append({"what": description, **stats})
             self.generated += len(todo)
         return out
@@ -239,10 +240,14 @@ def run_distill(spec, cache: StageCache | None = None, *, progress: bool = True)
         console.print(f"Loading the student model {params.model} ...")
     student.load()
     generator = _RationaleGenerator(student, cache, prompt_of)
+    base_generator = _RationaleGenerator(student, cache, prompt_of, adapter=False)
     eval_users = [int(r["user_index"]) for r in eval_records]
 
-    # 1. The base student on the held-out users, for the quality report.
-    base_out = generator(eval_users, progress=progress, description="Base student (quality)")
+    # 1. The base student on the held-out users, for the quality report (with vLLM the
+    #    base stays available after training, so it waits until the engine is up).
+    base_later = bool(getattr(student, "base_after_adapter", False))
+    if not base_later:
+        base_out = base_generator(eval_users, progress=progress, description="Base student (quality)")
 
     # 2. The adapter: given, restored from an earlier run, or trained now.
     workdir = Path(tempfile.mkdtemp(prefix="slimkit-distill-"))
@@ -291,6 +296,9 @@ def run_distill(spec, cache: StageCache | None = None, *, progress: bool = True)
             student_out.update(
                 generator(missing_eval, progress=progress, description="Held-out users")
             )
+        if base_later:
+            base_out = base_generator(eval_users, progress=progress,
+                                      description="Base student (quality)")
 
         # 4. Quality on the held-out teacher users.
         report = None
@@ -317,12 +325,13 @@ def run_distill(spec, cache: StageCache | None = None, *, progress: bool = True)
                 "well_formed": steps is not None,
                 "new_tokens": student_out[user]["new_tokens"],
             })
-        gen_seconds = sum(s["seconds"] for s in generator.stats)
-        gen_tokens = sum(s["new_tokens"] for s in generator.stats)
+        gen_stats = generator.stats + base_generator.stats
+        gen_seconds = sum(s["seconds"] for s in gen_stats)
+        gen_tokens = sum(s["new_tokens"] for s in gen_stats)
         summary = {
             "users": len(rows),
-            "generated": generator.generated,
-            "cached": generator.cached,
+            "generated": generator.generated + base_generator.generated,
+            "cached": generator.cached + base_generator.cached,
             "well_formed_share": sum(r["well_formed"] for r in rows) / max(len(rows), 1),
             "new_tokens": gen_tokens,
             "generation_seconds": round(gen_seconds, 2),

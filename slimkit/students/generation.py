@@ -157,56 +157,64 @@ def require_vllm() -> None:
         )
 
 
-def generate_vllm(
-    *,
-    base_model: str,
-    adapter: str | None,
-    prompts: Sequence[Sequence[int]],
-    max_new_tokens: int = 64,
-    batch_size: int = 256,
-    lora_rank: int = 8,
-    on_done: OnDone | None = None,
-    progress: bool = True,
-    description: str = "Generating (vLLM)",
-) -> dict[str, Any]:
-    """Greedy generation on vLLM: the base model plus the LoRA adapter (``LoRARequest``).
+class VLLMGenerator:
+    """Greedy generation on vLLM: the base model, plus the LoRA adapter per request
+    (``LoRARequest``), so base and fine-tuned rationales come from one engine.
 
-    Prompts go to the engine in chunks of ``batch_size`` (vLLM batches inside a chunk
-    continuously); each chunk's rationales are reported as it finishes, for resuming.
+    Prompts go to the engine in chunks (vLLM batches continuously inside a chunk); each
+    chunk's rationales are reported as it finishes, for resuming.
     """
-    require_vllm()
-    from vllm import LLM, SamplingParams
 
-    engine = LLM(model=base_model, enable_lora=adapter is not None, max_lora_rank=max(lora_rank, 8))
-    sampling = SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
-    lora = None
-    if adapter is not None:
-        from vllm.lora.request import LoRARequest
+    def __init__(self, base_model: str, *, lora_rank: int = 8):
+        require_vllm()
+        from vllm import LLM
 
-        lora = LoRARequest("slimkit-student", 1, adapter)
-    new_tokens = 0
-    started = time.perf_counter()
-    bar = _generation_progress(progress, description, len(prompts))
-    with bar:
-        task = bar.add_task(description, total=len(prompts), tps=0.0)
-        for first in range(0, len(prompts), batch_size):
-            chunk = list(range(first, min(first + batch_size, len(prompts))))
-            requests = [{"prompt_token_ids": list(prompts[i])} for i in chunk]
-            outputs = engine.generate(requests, sampling, lora_request=lora, use_tqdm=False)
-            for index, output in zip(chunk, outputs):
-                completion = output.outputs[0]
-                count = len(completion.token_ids)
-                new_tokens += count
-                if on_done is not None:
-                    on_done(index, completion.text.strip(), count)
-            elapsed = time.perf_counter() - started
-            bar.update(task, advance=len(chunk), tps=new_tokens / max(elapsed, 1e-9))
-    seconds = time.perf_counter() - started
-    return {
-        "prompts": len(prompts),
-        "new_tokens": new_tokens,
-        "seconds": seconds,
-        "tokens_per_s": new_tokens / max(seconds, 1e-9),
-        "backend": "vllm",
-        "batch_size": batch_size,
-    }
+        self.engine = LLM(model=base_model, enable_lora=True, max_lora_rank=max(lora_rank, 8))
+        self._lora_ids: dict[str, int] = {}
+
+    def generate(
+        self,
+        prompts: Sequence[Sequence[int]],
+        *,
+        adapter: str | None,
+        max_new_tokens: int = 64,
+        chunk_size: int = 256,
+        on_done: OnDone | None = None,
+        progress: bool = True,
+        description: str = "Generating (vLLM)",
+    ) -> dict[str, Any]:
+        from vllm import SamplingParams
+
+        sampling = SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
+        lora = None
+        if adapter is not None:
+            from vllm.lora.request import LoRARequest
+
+            lora_id = self._lora_ids.setdefault(adapter, len(self._lora_ids) + 1)
+            lora = LoRARequest(f"slimkit-student-{lora_id}", lora_id, adapter)
+        new_tokens = 0
+        started = time.perf_counter()
+        bar = _generation_progress(progress, description, len(prompts))
+        with bar:
+            task = bar.add_task(description, total=len(prompts), tps=0.0)
+            for first in range(0, len(prompts), chunk_size):
+                chunk = list(range(first, min(first + chunk_size, len(prompts))))
+                requests = [{"prompt_token_ids": list(prompts[i])} for i in chunk]
+                outputs = self.engine.generate(requests, sampling, lora_request=lora, use_tqdm=False)
+                for index, output in zip(chunk, outputs):
+                    completion = output.outputs[0]
+                    count = len(completion.token_ids)
+                    new_tokens += count
+                    if on_done is not None:
+                        on_done(index, completion.text.strip(), count)
+                elapsed = time.perf_counter() - started
+                bar.update(task, advance=len(chunk), tps=new_tokens / max(elapsed, 1e-9))
+        seconds = time.perf_counter() - started
+        return {
+            "prompts": len(prompts),
+            "new_tokens": new_tokens,
+            "seconds": seconds,
+            "tokens_per_s": new_tokens / max(seconds, 1e-9),
+            "backend": "vllm",
+            "batch_size": chunk_size,
+        }

@@ -190,6 +190,8 @@ class HFLoraStudent:
         self.max_steps = max_steps
         self.gen_quantize = gen_quantize
         self._gen_model = None  # the (maybe int8) copy generation runs on
+        self._vllm = None  # the vLLM engine, created on first use
+        self._base_path: str | None = None
         self.model = None
         self.tokenizer = None
         self.device = "cpu"
@@ -253,7 +255,7 @@ class HFLoraStudent:
         self._has_template = bool(getattr(tokenizer, "chat_template", None))
 
     def _require_loaded(self) -> None:
-        if self.model is None:
+        if self.model is None and self._vllm is None:
             self.load()
 
     # -- prompts -------------------------------------------------------------------------
@@ -569,9 +571,15 @@ class HFLoraStudent:
         self._adapter_folder = path
         return self.adapter_digest
 
-    def identity(self) -> dict[str, Any]:
+    def identity(self, adapter: bool = True) -> dict[str, Any]:
         """What a generated rationale depends on besides the prompt: base model and adapter."""
-        return {"model": self.model_name, "adapter": self.adapter_digest or "base"}
+        return {"model": self.model_name, "adapter": (self.adapter_digest if adapter else None) or "base"}
+
+    @property
+    def base_after_adapter(self) -> bool:
+        """Whether the base model stays available once the adapter is on (vLLM: the adapter
+        is a per-request option), so base rationales can be generated after training."""
+        return self.backend == "vllm"
 
     def generation_params(self) -> dict[str, Any]:
         return {
@@ -613,6 +621,8 @@ class HFLoraStudent:
     # -- generation --------------------------------------------------------------------------
     def prepare_for_generation(self) -> None:
         """Merge the LoRA weights into the base (faster decoding; the adapter is saved already)."""
+        if self.model is None:
+            return
         if self._is_peft() and not self.quantize_4bit and self.backend == "transformers":
             self.model = self.model.merge_and_unload()
             self._merged = True
@@ -626,23 +636,32 @@ class HFLoraStudent:
         on_done: Callable[[int, str, int], None] | None = None,
         progress: bool = True,
         description: str = "Generating",
+        adapter: bool = True,
     ) -> dict[str, Any]:
-        """Greedy rationales for token-id prompts; ``on_done(i, text, new_tokens)`` per prompt."""
+        """Greedy rationales for token-id prompts; ``on_done(i, text, new_tokens)`` per prompt.
+
+        ``adapter=False`` asks for the base model: with transformers only before an
+        adapter was put on, with vLLM at any time.
+        """
         self._require_loaded()
         if self.backend == "vllm":
-            from slimkit.students.generation import generate_vllm
+            from slimkit.students.generation import VLLMGenerator
 
-            return generate_vllm(
-                base_model=self.base_model_path(),
-                adapter=str(self._adapter_folder) if self._adapter_folder else None,
-                prompts=prompts,
+            if self._vllm is None:
+                base = self.base_model_path()
+                self._release_model()  # the GPU memory goes to vLLM
+                self._vllm = VLLMGenerator(base, lora_rank=self.lora_r)
+            return self._vllm.generate(
+                prompts,
+                adapter=str(self._adapter_folder) if (adapter and self._adapter_folder) else None,
                 max_new_tokens=self.max_new_tokens,
-                batch_size=max(self.gen_batch_size, 256),
-                lora_rank=self.lora_r,
+                chunk_size=max(self.gen_batch_size, 256),
                 on_done=on_done,
                 progress=progress,
                 description=description,
             )
+        if not adapter and (self._is_peft() or self._merged):
+            raise RuntimeError("the transformers backend generates base rationales before training")
         from slimkit.students.generation import generate_transformers
 
         try:
@@ -666,19 +685,25 @@ class HFLoraStudent:
                 ) from exc
             raise
 
+    def _release_model(self) -> None:
+        """Drop the transformers model (and its GPU memory) once it is no longer needed."""
+        self._base_path = self.base_model_path()
+        self.model = None
+        self._gen_model = None
+        if self.device == "cuda":
+            setup_torch().cuda.empty_cache()
+
     def base_model_path(self) -> str:
-        """A folder holding the base model in Hugging Face format (what vLLM loads)."""
-        path = getattr(self.model, "name_or_path", None) or getattr(
-            getattr(self.model, "config", None), "_name_or_path", None
-        )
-        base = getattr(self.model, "base_model", None)
-        if self._is_peft() and base is not None:
-            path = getattr(base.model, "name_or_path", path)
-        if not path or not Path(str(path)).is_dir():
+        """The base model as vLLM loads it: a local Hugging Face folder or a hub id."""
+        if getattr(self, "_base_path", None):
+            return self._base_path
+        model = self.model.get_base_model() if self._is_peft() else self.model
+        path = getattr(model, "name_or_path", None) or getattr(model.config, "_name_or_path", None)
+        if not path or (str(path).endswith(".gguf")):
             raise SlimkitError(
-                f"student.backend=vllm needs the base model as a local folder; {self.model_name} "
-                f"resolved to {path!r}.",
-                hint="Set student.model to a Hugging Face model folder.",
+                f"student.backend=vllm needs the base model as a Hugging Face folder or hub "
+                f"id; {self.model_name} resolved to {path!r}.",
+                hint="Set student.model to a model folder or hub id.",
             )
         return str(path)
 
