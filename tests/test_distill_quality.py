@@ -38,7 +38,7 @@ def test_rouge_l_agrees_with_the_rouge_score_package():
     rouge_scorer = pytest.importorskip("rouge_score.rouge_scorer")
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
     rng = random.Random(3)
-    vocab = "step user likes comedy drama action movies brands acme globex item 12 18".split()
+    vocab = ["step", "user", "likes", "comedy", "drama", "action", "movies", "brands", "acme", "globex", "item", "12", "18"]
     for _ in range(50):
         a = " ".join(rng.choice(vocab) for _ in range(rng.randint(1, 30)))
         b = " ".join(rng.choice(vocab) for _ in range(rng.randint(1, 30)))

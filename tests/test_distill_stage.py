@@ -19,8 +19,8 @@ from slimkit.errors import SlimkitError
 from slimkit.spec import validate_spec
 
 sys.path.insert(0, str(Path(__file__).parent))
-from teach_fixtures import tiny_spec, write_tiny_log  # noqa: E402
-from test_distill_student import build_tiny_student  # noqa: E402
+from teach_fixtures import tiny_spec, write_tiny_log
+from test_distill_student import build_tiny_student
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +110,7 @@ def test_a_given_adapter_skips_training_and_is_reused(tmp_path, tiny_model_dir, 
 
 
 def test_empty_teacher_output_is_a_user_error(tmp_path, tiny_model_dir, monkeypatch):
-    import slimkit.stages.teach as teach
+    from slimkit.stages import teach
     from slimkit.stages.distill import run_distill
 
     monkeypatch.setattr(teach, "load_teacher_rationales", lambda spec, cache=None: [])
@@ -216,7 +216,7 @@ def test_resume_after_sigkill_does_not_regenerate_finished_users(tmp_path, tiny_
             proc.kill()
     done_before = _records(cache_dir)
     assert 20 <= done_before < 150
-    finished = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    finished = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert finished.returncode == 0, finished.stderr[-2000:]
     summary = json.loads(finished.stdout)["summary"]
     assert summary["adapter"] == "restored"  # trained before the kill: not trained again

@@ -13,8 +13,8 @@ CHAT_TEMPLATE = (
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 CORPUS = [
-    "Step 1: The user prefers Comedy and Drama movies. Step 2: Comedy, Drama; brands Acme, "
-    "Globex. Step 3: Movie 12, Movie 18, Movie 24.",
+    ("Step 1: The user prefers Comedy and Drama movies. Step 2: Comedy, Drama; brands Acme, "
+     "Globex. Step 3: Movie 12, Movie 18, Movie 24."),
     "User history (most recent last):\n1. Movie 3; Comedy|Drama; Acme\n2. Movie 7; Action; Initech",
     "Explain step by step: Step 1 preferences, Step 2 categories or brands, Step 3 specific items.",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -47,8 +47,8 @@ def summary_table(summary: dict[str, Any], cached_stage: bool):
 
 
 def distill_command(
-    config: Optional[Path] = ConfigOption,
-    overrides: Optional[list[str]] = SetOption,
+    config: Path | None = ConfigOption,
+    overrides: list[str] | None = SetOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Fine-tune the student LLM with LoRA on the teacher's rationales, then write a rationale for every user."""

@@ -102,7 +102,7 @@ def split_held_out(
     """(training, held-out) teacher records, a seeded split by user."""
     ordered = sorted(records, key=lambda r: int(r["user_index"]))
     random.Random(seed).shuffle(ordered)
-    n_valid = int(round(share * len(ordered)))
+    n_valid = round(share * len(ordered))
     if share > 0 and len(ordered) >= 2:
         n_valid = min(max(n_valid, 1), len(ordered) - 1)
     else:
@@ -350,8 +350,7 @@ def run_distill(spec, cache: StageCache | None = None, *, progress: bool = True)
                          {k: summary[k] for k in ("users", "generated", "cached", "adapter")}) as out:
             shutil.copytree(adapter_dir, out / ADAPTER_FOLDER)
             with open(out / RATIONALES_FILE, "w", encoding="utf-8") as handle:
-                for row in rows:
-                    handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+                handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
             (out / QUALITY_FILE).write_text(json.dumps(report, indent=2), encoding="utf-8")
             (out / TRAINING_FILE).write_text(json.dumps(training, indent=2, default=str),
                                              encoding="utf-8")

@@ -436,7 +436,7 @@ class HFLoraStudent:
         total_steps = steps_per_epoch * self.epochs
         if self.max_steps is not None:
             total_steps = min(total_steps, self.max_steps)
-        warmup = int(round(self.warmup_ratio * total_steps))
+        warmup = round(self.warmup_ratio * total_steps)
 
         def schedule(step: int) -> float:  # linear warm-up, then linear decay to 0
             if step < warmup:

@@ -40,7 +40,7 @@ def lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
             if token == other:
                 current[j] = previous[j - 1] + 1
             else:
-                current[j] = current[j - 1] if current[j - 1] > previous[j] else previous[j]
+                current[j] = max(previous[j], current[j - 1])
         previous = current
     return previous[-1]
 
