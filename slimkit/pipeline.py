@@ -115,14 +115,15 @@ def _read_json(path: Path) -> Any:
 
 
 _COST_KEYS = (
-    "model",
-    "users_done",
-    "users_failed",
-    "users_cached",
+    "teacher",
+    "done",
+    "failed",
+    "cached",
     "prompt_tokens",
     "completion_tokens",
     "cost_usd",
-    "wall_seconds",
+    "cost_unknown_users",
+    "wall_s",
 )
 
 
@@ -171,16 +172,32 @@ def _quiet_libraries(enabled: bool) -> Iterator[None]:
         yield
 
 
-def _describe(summary: Mapping[str, Any], limit: int = 4) -> str:
+_SHOWN = {
+    "data": ("users", "items", "interactions"),
+    "teach": ("teacher", "done", "failed", "well_formed", "cached", "completion_tokens"),
+    "distill": ("users", "generated", "cached", "well_formed_share", "tokens_per_s", "adapter"),
+    "encode": ("dim", "num_items", "num_users", "texts_encoded", "texts_reused"),
+    "train": ("ndcg@10", "hit@10"),
+}
+"""Summary entries worth a glance per stage (others show their first few scalars)."""
+
+
+def _describe(summary: Mapping[str, Any], limit: int = 4, stage: str | None = None) -> str:
     """A few scalar summary entries as ``key=value`` for the one-line stage footer."""
+    flat = dict(summary)
+    if isinstance(flat.get("test"), Mapping):
+        flat = {**flat["test"], **flat}
+    wanted = [k for k in _SHOWN.get(stage or "", ()) if k in flat]
+    keys = wanted or list(flat)
     parts = []
-    for key, value in summary.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+    for key in keys:
+        value = flat[key]
+        if value is None or not isinstance(value, (int, float, str)):
             continue
         if isinstance(value, float):
             value = f"{value:.4g}"
         parts.append(f"{key}={value}")
-        if len(parts) == limit:
+        if len(parts) == max(limit, len(wanted)):
             break
     return ", ".join(parts)
 
@@ -273,7 +290,7 @@ def _run_stages(spec, cache, keys, skip, until, progress, console) -> list[Stage
             outcomes.append(outcome)
             if console is not None:
                 mark = "[cyan]cached[/]" if result.cached else "[green]done[/]"
-                detail = _describe(outcome.summary)
+                detail = _describe(outcome.summary, stage=stage)
                 console.print(
                     f"  {mark} {stage} in {seconds:.1f} s" + (f"  [dim]{detail}[/]" if detail else "")
                 )
@@ -294,6 +311,36 @@ def _fmt_metric(value: Any) -> str:
     return str(value)
 
 
+def metrics_table(test: Mapping[str, Any], std: Mapping[str, Any] | None = None):
+    """Test metrics as a small grid: one row per metric, one column per cut-off K."""
+    from rich.table import Table
+
+    names: list[str] = []
+    cutoffs: list[str] = []
+    for key in test:
+        name, _, k = key.partition("@")
+        if name not in names:
+            names.append(name)
+        if k and k not in cutoffs:
+            cutoffs.append(k)
+    cutoffs.sort(key=lambda k: int(k) if k.isdigit() else 0)
+    table = Table(title="test metrics", title_justify="left")
+    table.add_column("metric")
+    for k in cutoffs:
+        table.add_column(f"@{k}", justify="right")
+    for name in names:
+        cells = []
+        for k in cutoffs:
+            value = test.get(f"{name}@{k}")
+            spread = (std or {}).get(f"{name}@{k}")
+            text = "" if value is None else _fmt_metric(value)
+            if spread:
+                text += f" ± {spread:.4f}"
+            cells.append(text)
+        table.add_row(name, *cells)
+    return table
+
+
 def print_report(report: PipelineReport, console) -> None:
     """The final tables: stages (status, time, what was cached), metrics, teacher cost."""
     from rich.table import Table
@@ -305,7 +352,7 @@ def print_report(report: PipelineReport, console) -> None:
     table.add_column("details", overflow="fold")
     styles = {"ran": "green", "cached": "cyan", "skipped": "dim", "not run": "dim"}
     for outcome in report.stages:
-        detail = outcome.reason or _describe(outcome.summary, limit=5)
+        detail = outcome.reason or _describe(outcome.summary, limit=5, stage=outcome.stage)
         time_text = f"{outcome.seconds:.1f} s" if outcome.status in ("ran", "cached") else ""
         table.add_row(
             outcome.stage,
@@ -324,12 +371,7 @@ def print_report(report: PipelineReport, console) -> None:
 
     test = (report.metrics or {}).get("test")
     if isinstance(test, Mapping) and test:
-        metrics = Table(title="test metrics", title_justify="left")
-        names = list(test)
-        for name in names:
-            metrics.add_column(name, justify="right")
-        metrics.add_row(*[_fmt_metric(test[n]) for n in names])
-        console.print(metrics)
+        console.print(metrics_table(test, report.metrics.get("test_std")))
         protocol = report.metrics.get("protocol")
         masked = report.metrics.get("masked_history")
         if protocol is not None:

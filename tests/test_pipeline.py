@@ -57,7 +57,7 @@ def test_spec_changes_name_the_setting():
 
 
 def test_teacher_cost_unknown_is_not_zero():
-    assert teacher_cost({"users_done": 3, "prompt_tokens": 10})["cost_usd"] is None
+    assert teacher_cost({"done": 3, "prompt_tokens": 10})["cost_usd"] is None
     assert teacher_cost({"usage": {"cost_usd": 0.5}})["cost_usd"] == 0.5
     assert teacher_cost(None) is None
 
