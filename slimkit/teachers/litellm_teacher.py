@@ -480,6 +480,9 @@ class LiteLLMTeacher:
             return (prompt * self.input_cost + completion * self.output_cost) / 1e6
         if not self._price_known_cached():
             return None
+        hidden = (getattr(response, "_hidden_params", None) or {}).get("response_cost")
+        if isinstance(hidden, (int, float)):
+            return float(hidden)  # litellm's completion_cost, already computed for this response
         try:
             return float(litellm.completion_cost(completion_response=response, model=self.model))
         except Exception:

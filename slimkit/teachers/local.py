@@ -7,11 +7,14 @@ record cache, retries of malformed answers, progress and summary.
 
 Concurrent ``acompletion`` calls are gathered into batches of ``batch_size`` prompts and
 decoded together on a worker thread (left padding, greedy unless ``temperature`` > 0);
-batching is what makes a CPU fast enough here (about 3-4x the tokens/s of batch 1).
+batching is what makes a CPU fast enough here. ``quantize: int8`` decodes with dynamic
+int8 linear layers (CPU), ~1.7x faster, but SmolLM2-135M's answers drift off topic with
+it, so the default stays fp32.
 
 ``scaffold_steps`` (default on): tiny models do not follow a three-step format on their
 own (SmolLM2-135M copies the instructions back). The handler then writes the step
-headers itself and lets the model write each step's content, one line each:
+headers itself, in the same decoding pass (a logits processor forces the header tokens
+when the model ends a line), and the model writes each step's content, one line each:
 "Step 1: The user", "Step 2: Recommended categories or brands:", "Step 3: Recommended
 items:". Turn it off for a local model that follows instructions.
 """
@@ -41,12 +44,15 @@ _LOCK = threading.Lock()
 class LocalGenerator:
     """A causal LM that turns chat messages into answers, in batches (thread-safe)."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, quantize: str = "auto"):
         self.name = name
+        self.quantize = quantize
+        self._generation_model = None
         self.model = None
         self.tokenizer = None
         self._newline_ids = None
         self._lock = threading.Lock()
+        self.stop = threading.Event()  # set on Ctrl-C: the batch being decoded ends now
         self.generated_tokens = 0
         self.generate_seconds = 0.0
 
@@ -59,45 +65,119 @@ class LocalGenerator:
             self.model, self.tokenizer = load_causal_lm(self.name)
             self.tokenizer.padding_side = "left"
 
+    def resolved_quantize(self) -> str:
+        """``int8`` (dynamic int8 linear layers; CPU) or ``none``; ``auto``: int8 on CPU."""
+        device = str(getattr(self.model, "device", "cpu")) if self.model is not None else "cpu"
+        if self.quantize == "auto":
+            return "int8" if device == "cpu" else "none"
+        return self.quantize
+
+    def generation_model(self):
+        """The model decoding runs on: int8 dynamic-quantised linear layers on CPU (2-3x
+        faster prefill and decoding on one core), else the loaded model."""
+        if self._generation_model is None:
+            if self.resolved_quantize() == "int8":
+                import warnings
+
+                torch = __import__("torch")
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    self._generation_model = torch.ao.quantization.quantize_dynamic(
+                        self.model, {torch.nn.Linear}, dtype=torch.qint8, inplace=False
+                    )
+            else:
+                self._generation_model = self.model
+        return self._generation_model
+
     def _prompt(self, messages: Sequence[dict[str, str]]) -> str:
         tok = self.tokenizer
         if getattr(tok, "chat_template", None):
             return tok.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
         return "\n\n".join(m["content"] for m in messages) + "\n\n"
 
-    def _newline_stopper(self):
-        """Per-sequence stop once a line is complete (cheap: one lookup per step)."""
+    def _newline_mask(self):
+        """``(V,)`` bool: tokens whose text contains a line break (built once)."""
         torch = __import__("torch")
-        from transformers import StoppingCriteria
-
         if self._newline_ids is None:
             vocab = self.tokenizer.get_vocab()
-            mask = torch.zeros(max(vocab.values()) + 1, dtype=torch.bool)
+            mask = torch.zeros(max(max(vocab.values()) + 1, self.model.config.vocab_size), dtype=torch.bool)
             for token, index in vocab.items():
-                text = self.tokenizer.convert_tokens_to_string([token])
-                if "\n" in text:
+                if "\n" in self.tokenizer.convert_tokens_to_string([token]):
                     mask[index] = True
             self._newline_ids = mask
+        return self._newline_ids
 
-        mask = self._newline_ids
+    def _scaffold(self, batch: int, start: int, per_step: int):
+        """A logits processor writing steps 2 and 3's headers itself (one decoding pass).
 
-        class StopAtNewline(StoppingCriteria):
-            def __init__(self, start: int):
-                self.start = start
+        Per sequence: the model writes step k's content on one line; when it ends the line
+        (or spends ``per_step`` tokens) the header of step k + 1 is forced token by token;
+        after step 3's line, end of sequence. Line breaks and EOS are banned until a step
+        has content. The prompt already ends with step 1's header.
+        """
+        torch = __import__("torch")
+        from collections import deque
 
-            def __call__(self, input_ids, scores, **kwargs):
-                if input_ids.shape[1] <= self.start:
-                    return torch.zeros(input_ids.shape[0], dtype=torch.bool)
-                last = input_ids[:, -1].clamp(max=mask.shape[0] - 1)  # (B,)
-                return mask[last]
+        from transformers import LogitsProcessor
 
-        return StopAtNewline
+        tok = self.tokenizer
+        newline = self._newline_mask()
+        newline_id = tok.encode("\n", add_special_tokens=False)[-1]
+        headers = [tok.encode(h.lstrip("\n"), add_special_tokens=False) for h in SCAFFOLD[1:]]
+        eos = tok.eos_token_id
+
+        class Scaffold(LogitsProcessor):
+            def __init__(self):
+                self.step = [0] * batch  # 0, 1, 2: the step being written
+                self.count = [0] * batch  # free tokens written in this step
+                self.queue = [deque() for _ in range(batch)]
+                self.forced = [False] * batch  # the last token was forced
+                self.done = [False] * batch
+
+            def __call__(self, input_ids, scores):  # (B, T), (B, V)
+                generated = input_ids.shape[1] > start
+                vocab = scores.shape[1]
+                for b in range(batch):
+                    if generated and not self.done[b] and not self.forced[b]:
+                        last = int(input_ids[b, -1])
+                        self.count[b] += 1
+                        ended = last < newline.shape[0] and bool(newline[last])
+                        if ended or self.count[b] >= per_step:
+                            if not ended:
+                                self.queue[b].append(newline_id)
+                            if self.step[b] < 2:
+                                self.queue[b].extend(headers[self.step[b]])
+                                self.step[b] += 1
+                                self.count[b] = 0
+                            else:
+                                self.queue[b].append(eos)
+                                self.done[b] = True
+                    if self.queue[b]:
+                        token = self.queue[b].popleft()
+                        scores[b, :] = float("-inf")
+                        scores[b, token] = 0.0
+                        self.forced[b] = True
+                    else:
+                        self.forced[b] = False
+                        if self.count[b] == 0 or self.step[b] < 2:
+                            scores[b, eos] = float("-inf")
+                        if self.count[b] == 0:
+                            scores[b, newline[:vocab].nonzero().squeeze(1)] = float("-inf")
+                return scores
+
+        return Scaffold()
 
     def _generate(self, texts: list[str], max_new_tokens: int, temperature: float, seed: int | None,
-                  stop_at_newline: bool) -> tuple[list[str], list[int], list[int], list[str]]:
+                  scaffold: bool) -> tuple[list[str], list[int], list[int], list[str]]:
         """Decode a batch; returns texts, prompt tokens, new tokens, finish reasons."""
         torch = __import__("torch")
-        from transformers import StoppingCriteriaList
+        from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
+
+        stop = self.stop
+
+        class Interrupted(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs):
+                return torch.full((input_ids.shape[0],), stop.is_set(), dtype=torch.bool)
 
         tok = self.tokenizer
         enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
@@ -110,10 +190,15 @@ class LocalGenerator:
                 torch.manual_seed(seed)
         else:
             kwargs.update(do_sample=False)
-        if stop_at_newline:
-            kwargs["stopping_criteria"] = StoppingCriteriaList([self._newline_stopper()(start)])
+        limit = max_new_tokens
+        if scaffold:
+            per_step = max(8, max_new_tokens // len(SCAFFOLD))
+            kwargs["logits_processor"] = LogitsProcessorList([self._scaffold(len(texts), start, per_step)])
+            limit = max_new_tokens + 24  # room for the forced headers
+        kwargs["max_new_tokens"] = limit
+        kwargs["stopping_criteria"] = StoppingCriteriaList([Interrupted()])
         with torch.inference_mode():
-            out = self.model.generate(**enc, **kwargs)
+            out = self.generation_model().generate(**enc, **kwargs)
         new = out[:, start:]  # (B, T)
         eos = {tok.eos_token_id, tok.pad_token_id}
         outs, counts, reasons = [], [], []
@@ -125,7 +210,7 @@ class LocalGenerator:
                 ids.append(token)
             outs.append(tok.decode(ids, skip_special_tokens=True))
             counts.append(len(ids))
-            reasons.append("length" if len(ids) >= max_new_tokens else "stop")
+            reasons.append("length" if len(ids) >= limit else "stop")
         prompt_counts = enc["attention_mask"].sum(dim=1).tolist()
         return outs, prompt_counts, counts, reasons
 
@@ -137,24 +222,12 @@ class LocalGenerator:
         temperature = float(params.get("temperature") or 0.0)
         seed = params.get("seed")
         prompts = [self._prompt(messages) for messages, _ in batch]
+        if scaffold:
+            prompts = [p + SCAFFOLD[0] for p in prompts]
         start = time.perf_counter()
-        if not scaffold:
-            texts, prompt_tokens, new_tokens, reasons = self._generate(prompts, max_tokens, temperature, seed, False)
-        else:
-            answers = [""] * len(batch)
-            prompt_tokens = None
-            new_tokens = [0] * len(batch)
-            per_step = max(8, max_tokens // len(SCAFFOLD))
-            for header in SCAFFOLD:
-                answers = [a + header for a in answers]
-                parts, counted, added, reasons = self._generate(
-                    [p + a for p, a in zip(prompts, answers)], per_step, temperature, seed, True
-                )
-                if prompt_tokens is None:
-                    prompt_tokens = counted
-                answers = [a + part.split("\n")[0].rstrip() for a, part in zip(answers, parts)]
-                new_tokens = [n + k for n, k in zip(new_tokens, added)]
-            texts = answers
+        texts, prompt_tokens, new_tokens, reasons = self._generate(prompts, max_tokens, temperature, seed, scaffold)
+        if scaffold:
+            texts = [SCAFFOLD[0] + t for t in texts]
         self.generate_seconds += time.perf_counter() - start
         self.generated_tokens += sum(new_tokens)
         return [
@@ -175,13 +248,15 @@ def _handler_class():
             self.generators: dict[str, LocalGenerator] = {}
             self.batch_size = 8
             self.scaffold = True
+            self.quantize = "auto"
             self._queues: dict[int, _Batcher] = {}
 
         def generator(self, name: str) -> LocalGenerator:
             with _LOCK:
-                if name not in self.generators:
-                    self.generators[name] = LocalGenerator(name)
-            return self.generators[name]
+                key = f"{name}|{self.quantize}"
+                if key not in self.generators:
+                    self.generators[key] = LocalGenerator(name, self.quantize)
+            return self.generators[key]
 
         def _response(self, model: str, answer: dict[str, Any]):
             return ModelResponse(
@@ -241,10 +316,14 @@ class _Batcher:
                 if not live:
                     continue
                 generator = self.handler.generator(first[0])
+                generator.stop.clear()
                 try:
                     answers = await asyncio.to_thread(
                         generator.answer, [(m, p) for _, m, p, _ in live], self.handler.scaffold
                     )
+                except asyncio.CancelledError:
+                    generator.stop.set()  # Ctrl-C: cut the batch short, nothing of it is kept
+                    raise
                 except Exception as exc:  # handed to every waiting request
                     for *_, future in live:
                         if not future.done():
@@ -258,7 +337,7 @@ class _Batcher:
             self.running = False
 
 
-def register_local_provider(batch_size: int = 8, scaffold: bool = True):
+def register_local_provider(batch_size: int = 8, scaffold: bool = True, quantize: str = "auto"):
     """Register (once) the ``local/<name>`` provider with litellm; returns its handler."""
     with _LOCK:
         handler = _HANDLERS.get(PROVIDER)
@@ -275,6 +354,7 @@ def register_local_provider(batch_size: int = 8, scaffold: bool = True):
             setup()
     handler.batch_size = batch_size
     handler.scaffold = scaffold
+    handler.quantize = quantize
     return handler
 
 
@@ -289,6 +369,7 @@ class LocalTeacher(LiteLLMTeacher):
         batch_size: int = 8,
         temperature: float = 0.0,
         scaffold_steps: bool = True,
+        quantize: str = "none",
         max_malformed_retries: int = 1,
         num_users: int | None = None,
         seed: int | None = None,
@@ -307,15 +388,18 @@ class LocalTeacher(LiteLLMTeacher):
         self.local_name = model
         self.batch_size = batch_size
         self.scaffold_steps = scaffold_steps
+        self.quantize = quantize
         self.handler = None
 
     def sampling(self, attempt: int) -> dict[str, Any]:
         params = super().sampling(attempt)
-        params["scaffold"] = self.scaffold_steps  # changes the answer, so part of the key
+        # Both change the answer, so both are part of the cache key.
+        params["scaffold"] = self.scaffold_steps
+        params["quantize"] = self.quantize
         return params
 
     def prepare(self) -> None:
-        self.handler = register_local_provider(self.batch_size, self.scaffold_steps)
+        self.handler = register_local_provider(self.batch_size, self.scaffold_steps, self.quantize)
 
     def preflight(self, jobs: Sequence[TeacherJob]) -> None:
         """Load the model now: a missing or unloadable model is reported before any work."""
