@@ -84,3 +84,50 @@ def test_history_items_by_id_or_title():
     assert len(err.value.problems) == 2
     with pytest.raises(SlimkitError):
         item_indices(data, [""])
+
+
+@pytest.mark.parametrize("fusion", ["slim", "text-match"])
+def test_new_user_row_scores_like_the_known_user_with_that_rationale(fusion):
+    """A new user given user 3's rationale vector and history scores exactly as user 3."""
+    from slimkit.components import implementation
+    from slimkit.recommend import _with_new_user
+    from slimkit.runtime import setup_torch
+
+    torch = setup_torch()
+    torch.manual_seed(0)
+    num_users, num_items, dim = 6, 12, 8
+    backbone = implementation("backbones", "sasrec")(
+        num_items=num_items, max_seq_len=5, hidden_size=8, num_layers=1, num_heads=1, inner_size=16
+    )
+    rationale = torch.randn(num_users, dim)
+    rationale[5] = 0  # a user without a rationale stays without one
+    items = torch.randn(num_items + 1, dim)
+    items[0] = 0
+    model = implementation("fusions", fusion)(
+        backbone, num_users=num_users, num_items=num_items, item_vectors=items,
+        rationale_vectors=rationale,
+    ).eval()
+    seq, lengths = torch.tensor([[1, 2, 3]]), torch.tensor([3])
+    with torch.no_grad():
+        known = model.score_all(seq, lengths, torch.tensor([3]))
+    index = _with_new_user(model, rationale.numpy(), rationale[3].numpy())
+    assert index == num_users
+    with torch.no_grad():
+        new = model.score_all(seq, lengths, torch.tensor([index]))
+        again = model.score_all(seq, lengths, torch.tensor([3]))
+    assert torch.allclose(new, known, atol=1e-5)
+    assert torch.allclose(again, known, atol=1e-6)  # known users are untouched
+
+
+def test_new_user_needs_a_head_with_a_rationale_table():
+    from slimkit.components import implementation
+    from slimkit.recommend import _with_new_user
+
+    backbone = implementation("backbones", "sasrec")(
+        num_items=4, max_seq_len=3, hidden_size=8, num_layers=1, num_heads=1, inner_size=16
+    )
+    model = implementation("fusions", "none")(
+        backbone, num_users=2, num_items=4, item_vectors=None, rationale_vectors=None
+    )
+    with pytest.raises(SlimkitError, match="rationale table"):
+        _with_new_user(model, np.ones((2, 3)), np.ones(3))
