@@ -18,21 +18,21 @@ from collections.abc import Mapping
 NUM_STEPS = 3
 
 # "Step 2", "**Step 2**", "### Step 2:", "STEP 2 -", "Step two" is not accepted.
-_STEP_MARKER = re.compile(r"\bstep\s*([1-9])\b\s*(?:\*\*|__)?\s*(?:[:.)\-–—]\s*)?(?:\*\*|__)?", re.I)
+_STEP_MARKER = re.compile(r"\bstep\s*([1-9])\b\s*(?:\*\*|__)?\s*(?:[:.)\-–—]\s*)?(?:\*\*|__)?", re.IGNORECASE)
 # Same marker, but required at the start of a line (after markdown decoration).
 _LINE_STEP_MARKER = re.compile(
     r"^[ \t]*(?:[#>*_\-][ \t#>*_\-]*)?step\s*([1-9])\b\s*(?:\*\*|__)?\s*(?:[:.)\-–—]\s*)?(?:\*\*|__)?",
-    re.I | re.M,
+    re.IGNORECASE | re.MULTILINE,
 )
 # "1." / "1)" / "**1.**" at the start of a line: the fallback when no "Step" marker exists.
 _NUMBERED_MARKER = re.compile(
-    r"^[ \t]*(?:\*\*|__)?[ \t]*([1-9])[.)](?:\*\*|__)?(?=\s)", re.M
+    r"^[ \t]*(?:\*\*|__)?[ \t]*([1-9])[.)](?:\*\*|__)?(?=\s)", re.MULTILINE
 )
 _REFUSAL = re.compile(
     r"^\W*(?:i'?m sorry|i am sorry|sorry,|i apologi[sz]e|i cannot|i can'?t|i can not|"
     r"i'?m unable|i am unable|i'?m not able|i am not able|i won'?t|as an ai\b|"
     r"unfortunately,? i)",
-    re.I,
+    re.IGNORECASE,
 )
 # What may surround a step's text without being content.
 _STRIP = " \t\r\n*_#:-–—>.`"

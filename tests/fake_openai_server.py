@@ -23,6 +23,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
 
 FAULTS = ("429", "500", "timeout", "truncated", "empty", "malformed")
 
@@ -79,7 +80,7 @@ class FakeOpenAIServer:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> FakeOpenAIServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -123,7 +124,7 @@ class FakeOpenAIServer:
 
 def rationale_for(prompt: str) -> str:
     """A deterministic three-step answer naming the prompt's history items."""
-    items = re.findall(r"^\s*\d+\.\s*(.+)$", prompt, flags=re.M)
+    items = re.findall(r"^\s*\d+\.\s*(.+)$", prompt, flags=re.MULTILINE)
     titles = [item.split(";")[0].strip() for item in items] or ["nothing"]
     return (
         f"Step 1: The user enjoyed {len(titles)} items, most recently {titles[-1]}.\n"

@@ -16,13 +16,13 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fake_openai_server import FakeOpenAIServer  # noqa: E402
-from teach_fixtures import tiny_spec  # noqa: E402
+from fake_openai_server import FakeOpenAIServer
+from teach_fixtures import tiny_spec
 
-from slimkit.cache import StageCache  # noqa: E402
-from slimkit.errors import SlimkitError  # noqa: E402
-from slimkit.spec import validate_spec  # noqa: E402
-from slimkit.stages.teach import read_rationales, run_teach  # noqa: E402
+from slimkit.cache import StageCache
+from slimkit.errors import SlimkitError
+from slimkit.spec import validate_spec
+from slimkit.stages.teach import read_rationales, run_teach
 
 SECRET = "sk-test-SECRET-4242-do-not-store"
 ALL_FAULTS = {"429": 0.1, "500": 0.1, "timeout": 0.05, "truncated": 0.1, "empty": 0.1, "malformed": 0.05}
@@ -209,7 +209,7 @@ def test_cli_preflight_error_is_exit_2(tmp_path, isolated_cache):
     with FakeOpenAIServer() as server:
         path = _write_spec(tmp_path, server, api_key_env="NO_SUCH_KEY_VAR")
         proc = subprocess.run([sys.executable, "-m", "slimkit", "teach", "-c", str(path)],
-                              capture_output=True, text=True, env={**os.environ})
+                              check=False, capture_output=True, text=True, env={**os.environ})
         assert proc.returncode == 2, proc.stderr
         assert "NO_SUCH_KEY_VAR" in proc.stderr and "Traceback" not in proc.stderr
         assert server.log == []
@@ -219,7 +219,7 @@ def test_cli_json_summary(tmp_path, isolated_cache):
     with FakeOpenAIServer() as server:
         path = _write_spec(tmp_path, server, num_users=4)
         proc = subprocess.run([sys.executable, "-m", "slimkit", "teach", "-c", str(path), "--json"],
-                              capture_output=True, text=True)
+                              check=False, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
         data = json.loads(proc.stdout)
         assert data["summary"]["done"] == 4 and data["summary"]["cost_usd"] > 0
@@ -245,7 +245,7 @@ def test_sigint_mid_run_loses_no_finished_response(tmp_path, isolated_cache):
         # the resumed run asks only for the rest.
         count_before = len(server.log)
         proc = subprocess.run([sys.executable, "-m", "slimkit", "teach", "-c", str(path), "--json"],
-                              capture_output=True, text=True)
+                              check=False, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
         summary = json.loads(proc.stdout)["summary"]
         assert summary["done"] == 30

@@ -9,12 +9,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from teach_fixtures import tiny_spec  # noqa: E402
+from teach_fixtures import tiny_spec
 
-from slimkit.cache import StageCache  # noqa: E402
-from slimkit.errors import SlimkitError  # noqa: E402
-from slimkit.spec import validate_spec  # noqa: E402
-from slimkit.stages.teach import read_rationales, run_teach  # noqa: E402
+from slimkit.cache import StageCache
+from slimkit.errors import SlimkitError
+from slimkit.spec import validate_spec
+from slimkit.stages.teach import read_rationales, run_teach
 
 
 def test_missing_local_model_is_a_user_error(tmp_path, isolated_cache):

@@ -12,20 +12,20 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from teach_fixtures import tiny_spec  # noqa: E402
+from teach_fixtures import tiny_spec
 
-from slimkit.cache import StageCache  # noqa: E402
-from slimkit.rationale import parse_steps  # noqa: E402
-from slimkit.spec import validate_spec  # noqa: E402
-from slimkit.stages.data import load_prepared  # noqa: E402
-from slimkit.stages.teach import (  # noqa: E402
+from slimkit.cache import StageCache
+from slimkit.rationale import parse_steps
+from slimkit.spec import validate_spec
+from slimkit.stages.data import load_prepared
+from slimkit.stages.teach import (
     load_teacher_rationales,
     read_rationales,
     run_teach,
     sample_users,
     user_history,
 )
-from slimkit.teachers.statistics import LABEL, item_attributes, training_popularity  # noqa: E402
+from slimkit.teachers.statistics import LABEL, item_attributes, training_popularity
 
 
 def _spec(tmp_path, **teacher):
@@ -105,7 +105,7 @@ def test_cli_statistics_teacher(tmp_path, isolated_cache):
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(tiny_spec(tmp_path / "data", {"kind": "statistics", "num_users": 5})))
     proc = subprocess.run([sys.executable, "-m", "slimkit", "teach", "-c", str(path)],
-                          capture_output=True, text=True)
+                          check=False, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "users done" in proc.stdout and "5 / 5" in proc.stdout
     assert "litellm" not in proc.stderr.lower() or "warning" not in proc.stderr.lower()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -47,8 +47,8 @@ def summary_table(summary: dict[str, Any], cached_stage: bool):
 
 
 def teach_command(
-    config: Optional[Path] = ConfigOption,
-    overrides: Optional[list[str]] = SetOption,
+    config: Path | None = ConfigOption,
+    overrides: list[str] | None = SetOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Sample users and have the teacher LLM write a three-step rationale for each (cached per request, resumable)."""

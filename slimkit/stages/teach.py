@@ -185,8 +185,7 @@ def run_teach(spec: PipelineSpec, cache: StageCache | None = None, *, progress: 
         )
     with cache.write(STAGE, key, stage_spec(spec, STAGE), _versions(spec), summary) as out:
         with open(out / RATIONALES_FILE, "w", encoding="utf-8") as handle:
-            for row in rows:
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
         (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return StageResult(STAGE, key, cache.path(STAGE, key), cached=False, seconds=wall, summary=summary)
 

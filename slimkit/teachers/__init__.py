@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import Field
 
@@ -12,8 +12,8 @@ from slimkit.spec import TeacherParams
 
 class LiteLLMTeacherParams(TeacherParams):
     model: str = Field(..., description="Any litellm model, e.g. openai/gpt-4o-mini, ollama/llama3.1.")
-    api_base: Optional[str] = Field(None, description="Server URL for local/self-hosted models.")
-    api_key_env: Optional[str] = Field(
+    api_base: str | None = Field(None, description="Server URL for local/self-hosted models.")
+    api_key_env: str | None = Field(
         None,
         description="Name of the environment variable holding the API key (never the key "
         "itself). Empty: the provider's usual variable, e.g. OPENAI_API_KEY.",
@@ -22,19 +22,19 @@ class LiteLLMTeacherParams(TeacherParams):
     max_tokens: int = Field(512, ge=1, description="Maximum tokens per rationale.")
     timeout: float = Field(60.0, gt=0, description="Seconds before one request times out.")
     concurrency: int = Field(8, ge=1, description="Requests in flight at once.")
-    requests_per_minute: Optional[int] = Field(None, ge=1, description="Rate limit (empty: none).")
+    requests_per_minute: int | None = Field(None, ge=1, description="Rate limit (empty: none).")
     max_retries: int = Field(5, ge=0, description="Retries on rate limits, server errors and timeouts.")
     retry_base_delay: float = Field(
         1.0, gt=0, description="First backoff in seconds; doubles per retry, with jitter."
     )
     retry_max_delay: float = Field(30.0, gt=0, description="Longest backoff in seconds.")
-    max_cost_usd: Optional[float] = Field(
+    max_cost_usd: float | None = Field(
         None, gt=0, description="Stop cleanly once this much has been spent (empty: no budget)."
     )
-    input_cost_per_million_tokens: Optional[float] = Field(
+    input_cost_per_million_tokens: float | None = Field(
         None, ge=0, description="Your price per million prompt tokens (empty: litellm's price list)."
     )
-    output_cost_per_million_tokens: Optional[float] = Field(
+    output_cost_per_million_tokens: float | None = Field(
         None, ge=0, description="Your price per million completion tokens (empty: litellm's price list)."
     )
     allow_unknown_model: bool = Field(

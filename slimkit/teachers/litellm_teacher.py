@@ -210,7 +210,7 @@ class LiteLLMTeacher:
     def _provider(self) -> str:
         try:
             return self._lib().get_llm_provider(self.model, api_base=self.api_base)[1]
-        except Exception as exc:  # litellm raises BadRequestError for unknown providers
+        except Exception as exc:
             raise SlimkitError(
                 f"teacher.model: litellm does not know which provider serves '{self.model}'; "
                 "nothing was sent.",
@@ -248,7 +248,7 @@ class LiteLLMTeacher:
         litellm = self._lib()
         try:
             info = litellm.get_model_info(self.model)
-        except Exception:
+        except Exception:  # noqa: BLE001 - litellm raises several kinds for unmapped models
             return False
         if (info.get("input_cost_per_token") or 0) > 0 or (info.get("output_cost_per_token") or 0) > 0:
             return True
@@ -433,7 +433,7 @@ class LiteLLMTeacher:
                     response = await self._complete(litellm, messages, api_params)
                 except asyncio.CancelledError:
                     raise
-                except Exception as exc:  # sorted by _classify
+                except Exception as exc:  # noqa: BLE001 - sorted by _classify
                     kind, retryable, fatal = _classify(litellm, exc)
                     stats.count_error(kind)
                     last_error = f"{kind}: {self._scrub(str(exc)).strip()[:300]}"
@@ -485,7 +485,7 @@ class LiteLLMTeacher:
             return float(hidden)  # litellm's completion_cost, already computed for this response
         try:
             return float(litellm.completion_cost(completion_response=response, model=self.model))
-        except Exception:
+        except Exception:  # noqa: BLE001 - no price: unknown, never a failed request
             return None
 
     def _price_known_cached(self) -> bool:
@@ -535,7 +535,7 @@ def _run_async(coro) -> Any:
     def target() -> None:
         try:
             result["value"] = asyncio.run(coro)
-        except BaseException as exc:  # re-raised in the caller's thread
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             result["error"] = exc
 
     worker = threading.Thread(target=target)

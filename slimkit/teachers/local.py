@@ -115,7 +115,6 @@ class LocalGenerator:
         after step 3's line, end of sequence. Line breaks and EOS are banned until a step
         has content. The prompt already ends with step 1's header.
         """
-        torch = __import__("torch")
         from collections import deque
 
         from transformers import LogitsProcessor
@@ -324,7 +323,7 @@ class _Batcher:
                 except asyncio.CancelledError:
                     generator.stop.set()  # Ctrl-C: cut the batch short, nothing of it is kept
                     raise
-                except Exception as exc:  # handed to every waiting request
+                except Exception as exc:  # noqa: BLE001 - handed to every waiting request
                     for *_, future in live:
                         if not future.done():
                             future.set_exception(exc)
