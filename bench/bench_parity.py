@@ -10,7 +10,8 @@ hidden size 64, Adam lr 1e-3, batch 2048, early stopping on valid NDCG@10 with p
 
 RecBole is installed by this script into its own virtual environment (``--venv``;
 ``python -m venv``, then ``pip install torch==2.13.0`` from the local wheel, ``numpy<2``,
-``scipy<1.14``, ``pandas<2.3`` and ``recbole==1.2.1``), never into slimkit's.
+``scipy<1.14``, ``pandas<2.3``, ``setuptools<80`` (RecBole's ray needs
+``pkg_resources``) and ``recbole==1.2.1``), never into slimkit's.
 
     python bench/bench_parity.py --models sasrec gru4rec srgnn --seeds 2020 --epochs 3
 
@@ -84,7 +85,8 @@ RECBOLE_MODEL_CONFIG = {
 def ensure_recbole(venv: Path) -> Path:
     """The venv's python, installing RecBole 1.2.1 there on first use."""
     python = venv / "bin" / "python"
-    probe = [str(python), "-c", "import recbole, sys; sys.exit(recbole.__version__ != '1.2.1')"]
+    probe = [str(python), "-c", "import recbole, sys; import recbole.quick_start; "
+             "sys.exit(recbole.__version__ != '1.2.1')"]
     if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
         return python
     print(f"installing RecBole 1.2.1 into {venv} (a few minutes, once)", file=sys.stderr)
@@ -92,7 +94,7 @@ def ensure_recbole(venv: Path) -> Path:
     torch_req = TORCH_WHEEL if Path(TORCH_WHEEL).exists() else "torch==2.13.0"
     subprocess.run(
         [str(venv / "bin" / "pip"), "install", "-q", torch_req, "numpy<2", "scipy<1.14",
-         "pandas<2.3", "recbole==1.2.1"],
+         "pandas<2.3", "setuptools<80", "recbole==1.2.1"],  # ray (a dependency) needs pkg_resources
         check=True,
     )
     return python
