@@ -180,6 +180,18 @@ def test_partial_distill_is_an_error_naming_the_stage(encoder):
     assert "num_users" in info.value.hint
 
 
+def test_an_empty_student_answer_gets_zero_vectors_not_an_error(encoder):
+    from slimkit.stages.encode import encode_all
+
+    data = tiny_dataset()
+    students = [rationale(u, "student") for u in range(3)]
+    students.append({"user_index": 3, "rationale": "  ", "steps": None, "status": "done"})
+    arrays, summary = encode_all(data, [], students, encoder)
+    assert arrays["student_vectors.npy"][0].any()
+    assert not arrays["student_vectors.npy"][3].any()
+    assert summary["student_empty"] == 1 and summary["student_malformed"] == 1
+
+
 def test_rationales_of_another_dataset_are_an_error(encoder):
     from slimkit.stages.encode import encode_all
 

@@ -70,17 +70,20 @@ def _steps_of(record: dict[str, Any]) -> dict[int, str] | None:
 
 def _rationale_texts(
     records: list[dict[str, Any]], num_users: int, who: str
-) -> tuple[dict[int, str], dict[int, dict[int, str]]]:
-    """user index -> whole rationale, and user index -> steps (well-formed answers only)."""
+) -> tuple[dict[int, str], dict[int, dict[int, str]], set[int]]:
+    """user index -> whole rationale, user index -> steps (well-formed answers only), and
+    the users whose answer was empty (they have a record, so they are not missing)."""
     whole: dict[int, str] = {}
     steps: dict[int, dict[int, str]] = {}
+    empty: set[int] = set()
     for record in records:
         if record.get("status", "done") != "done":
             continue
         text = (record.get("rationale") or "").strip()
-        if not text:
-            continue
         user = int(record["user_index"])
+        if not text:
+            empty.add(user)
+            continue
         if not 0 <= user < num_users:
             raise SlimkitError(
                 f"The {who} rationales name user index {user}, but the dataset has "
@@ -93,7 +96,7 @@ def _rationale_texts(
         parsed = _steps_of(record)
         if parsed is not None:
             steps[user] = parsed
-    return whole, steps
+    return whole, steps, empty - set(whole)
 
 
 def encode_all(
@@ -108,11 +111,14 @@ def encode_all(
     """Every array of the stage (file name -> array) and counts for ``vectors.json``.
 
     All texts go to the encoder in one call (duplicates encoded once, cached per text).
-    Every user must have a student rationale; the teacher's cover whom it saw.
+    Every user must have a student record; one whose answer was empty gets zero vectors,
+    like the steps of a malformed answer, and is counted. The teacher's cover whom it saw.
     """
     num_users = data.num_users
-    student_whole, student_steps = _rationale_texts(student_records, num_users, "student")
-    missing = [u for u in range(num_users) if u not in student_whole]
+    student_whole, student_steps, student_empty = _rationale_texts(
+        student_records, num_users, "student"
+    )
+    missing = [u for u in range(num_users) if u not in student_whole and u not in student_empty]
     if missing:
         shown = ", ".join(str(data.user_ids[u]) for u in missing[:5])
         raise SlimkitError(
@@ -123,7 +129,7 @@ def encode_all(
             "(`--set student.num_users=null`) and run `slimkit distill` (finished users are "
             "cached).",
         )
-    teacher_whole, teacher_steps = _rationale_texts(teacher_records, num_users, "teacher")
+    teacher_whole, teacher_steps, _ = _rationale_texts(teacher_records, num_users, "teacher")
 
     # (file name, row) for every text, in one list for one encoder call.
     slots: list[tuple[str, int]] = []
@@ -166,6 +172,7 @@ def encode_all(
         "num_items": data.num_items,
         "num_users": num_users,
         "student_users": len(student_whole),
+        "student_empty": len(student_empty),
         "student_malformed": num_users - len(student_steps),
         "teacher_users": int(mask.sum()),
         "teacher_malformed": len(teacher_whole) - len(teacher_steps),
