@@ -457,3 +457,40 @@ def spec_json_schema() -> dict[str, Any]:
             "oneOf": alternatives,
         }
     return schema
+
+
+def spec_reference_markdown() -> str:
+    """The config reference as Markdown: every section, kind and key with its default and help."""
+    lines: list[str] = []
+
+    def rows(model: type[BaseModel]) -> None:
+        lines.append("| key | default | meaning |")
+        lines.append("| --- | --- | --- |")
+        for name, field in model.model_fields.items():
+            if name == "kind":
+                continue
+            default = "required" if field.is_required() else (
+                field.get_default(call_default_factory=True)
+            )
+            text = (field.description or "").replace("|", "\\|")
+            lines.append(f"| `{name}` | `{default!r}` | {text} |".replace("`'", "`").replace("'`", "`"))
+        lines.append("")
+
+    for section in SECTION_ORDER:
+        lines.append(f"### `{section}`")
+        lines.append("")
+        if section in FIXED_SECTIONS:
+            rows(FIXED_SECTIONS[section])
+            continue
+        kind_name = SECTION_KIND[section]
+        lines.append(f"`kind:` one of the registered {kind_name} (default `{DEFAULT_KINDS[section]}`).")
+        lines.append("")
+        for name in registry(kind_name).names():
+            try:
+                model = params_model(kind_name, name)
+            except SlimkitError:
+                continue
+            lines.append(f"#### `{section}.kind: {name}`")
+            lines.append("")
+            rows(model)
+    return "\n".join(lines)

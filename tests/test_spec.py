@@ -129,3 +129,16 @@ def test_schema_has_every_section_and_field_help():
     sasrec = next(s for s in backbones if s["properties"]["kind"]["const"] == "sasrec")
     assert sasrec["properties"]["hidden_size"]["description"]
     assert sasrec["additionalProperties"] is False
+
+
+def test_config_reference_doc_is_generated_from_the_schema(monkeypatch):
+    from slimkit.registry import reset_registries
+    from slimkit.spec import spec_reference_markdown
+
+    monkeypatch.setenv("SLIMKIT_LOAD_PLUGINS", "")
+    reset_registries()
+    try:
+        doc = (Path(__file__).resolve().parents[1] / "docs" / "config-reference.md").read_text()
+        assert spec_reference_markdown() in doc, "regenerate docs/config-reference.md"
+    finally:
+        reset_registries()

@@ -55,8 +55,17 @@ def show(
 
 
 @config_app.command("schema")
-def schema() -> None:
+def schema(
+    markdown: bool = typer.Option(
+        False, "--markdown", help="Print a Markdown reference table instead of JSON Schema."
+    ),
+) -> None:
     """Print the JSON Schema of the spec, with the help text of every field."""
+    if markdown:
+        from slimkit.spec import spec_reference_markdown
+
+        typer.echo(spec_reference_markdown())
+        return
     from slimkit.spec import spec_json_schema
 
     print_json(spec_json_schema())
