@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import subprocess
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 import tomllib
 import yaml
+from pip_helpers import pip_build_env  # noqa: E402
 
 from slimkit.registry import KINDS, reset_registries
 from slimkit.spec import validate_spec
@@ -27,17 +27,6 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
 _BLOCK = re.compile(r"^```(\w+)\n(.*?)^```$", re.DOTALL | re.MULTILINE)
 
 
-def _pip_build_env() -> dict[str, str]:
-    """Build offline with this environment's setuptools when it can build wheels itself
-    (>= 70.1, or with `wheel`); otherwise let pip fetch a build backend from the index."""
-    try:
-        import setuptools
-    except ImportError:
-        return {}
-    version = tuple(int(p) for p in setuptools.__version__.split(".")[:2] if p.isdigit())
-    if version >= (70, 1) or importlib.util.find_spec("wheel") is not None:
-        return {"PIP_NO_BUILD_ISOLATION": "0", "PIP_NO_INDEX": "1"}
-    return {}
 
 
 def blocks(language: str) -> list[str]:
@@ -95,7 +84,7 @@ def test_bash_blocks_run_in_a_fresh_venv(tmp_path):
     script = "set -euo pipefail\n" + "\n".join(blocks("bash"))
     assert not re.search(r"^\s*pip ", script, re.MULTILINE), "use `python -m pip` in the guide"
     env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-               PIP_DISABLE_PIP_VERSION_CHECK="1", VIRTUAL_ENV=str(venv), **_pip_build_env())
+               PIP_DISABLE_PIP_VERSION_CHECK="1", VIRTUAL_ENV=str(venv), **pip_build_env())
     env.pop("SLIMKIT_LOAD_PLUGINS", None)
     env.pop("PYTHONPATH", None)
     work = tmp_path / "work"

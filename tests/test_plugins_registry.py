@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pip_helpers import pip_build_env  # noqa: E402
 
 from slimkit.components import implementation, params_model
 from slimkit.errors import ConfigError, SlimkitError
@@ -28,17 +29,6 @@ FIXTURES = Path(__file__).parent / "fixtures" / "plugins"
 BROKEN_MODULES = ("slimkit_broken_plugin", "slimkit_exits_on_import", "slimkit_broken_impl")
 
 
-def _pip_build_env() -> dict[str, str]:
-    """Build offline with this environment's setuptools when it can build wheels itself
-    (>= 70.1, or with `wheel`); otherwise let pip fetch a build backend from the index."""
-    try:
-        import setuptools
-    except ImportError:
-        return {}
-    version = tuple(int(p) for p in setuptools.__version__.split(".")[:2] if p.isdigit())
-    if version >= (70, 1) or importlib.util.find_spec("wheel") is not None:
-        return {"PIP_NO_BUILD_ISOLATION": "0", "PIP_NO_INDEX": "1"}
-    return {}
 
 
 def _pip_install_target(target: Path, *packages: Path) -> None:
@@ -48,7 +38,7 @@ def _pip_install_target(target: Path, *packages: Path) -> None:
         check=True,
         capture_output=True,
         text=True,
-        env={**os.environ, **_pip_build_env()},
+        env={**os.environ, **pip_build_env()},
     )
 
 

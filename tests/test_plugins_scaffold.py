@@ -3,7 +3,6 @@ their own tests as generated."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -11,25 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from pip_helpers import pip_build_env  # noqa: E402
 from typer.testing import CliRunner
 
 from slimkit.cli import app, main
 from slimkit.errors import SlimkitError
 from slimkit.scaffold import new_plugin
 from slimkit.testing import check_backbone, check_prompt
-
-
-def _pip_build_env() -> dict[str, str]:
-    """Build offline with this environment's setuptools when it can build wheels itself
-    (>= 70.1, or with `wheel`); otherwise let pip fetch a build backend from the index."""
-    try:
-        import setuptools
-    except ImportError:
-        return {}
-    version = tuple(int(p) for p in setuptools.__version__.split(".")[:2] if p.isdigit())
-    if version >= (70, 1) or importlib.util.find_spec("wheel") is not None:
-        return {"PIP_NO_BUILD_ISOLATION": "0", "PIP_NO_INDEX": "1"}
-    return {}
 
 
 def _invoke(*args: str):
@@ -116,7 +103,7 @@ def test_scaffolded_packages_install_and_pass_their_tests(tmp_path):
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip",
                     str(venv)], check=True)
     python = str(venv / "bin" / "python")
-    env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1", **_pip_build_env())
+    env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1", **pip_build_env())
     env.pop("SLIMKIT_LOAD_PLUGINS", None)
     env.pop("PYTHONPATH", None)
 
