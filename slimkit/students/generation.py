@@ -130,13 +130,18 @@ def generate_transformers(
                     on_done(index, text, count)
             elapsed = time.perf_counter() - started
             bar.update(task, advance=len(batch), tps=new_tokens / max(elapsed, 1e-9))
+    return _run_summary(len(prompts), new_tokens, started, "transformers", batch_size)
+
+
+def _run_summary(prompts: int, new_tokens: int, started: float, backend: str, batch_size: int) -> dict:
+    """What one generation run reports: counts, seconds and tokens/s since ``started``."""
     seconds = time.perf_counter() - started
     return {
-        "prompts": len(prompts),
+        "prompts": prompts,
         "new_tokens": new_tokens,
         "seconds": seconds,
         "tokens_per_s": new_tokens / max(seconds, 1e-9),
-        "backend": "transformers",
+        "backend": backend,
         "batch_size": batch_size,
     }
 
@@ -209,12 +214,4 @@ class VLLMGenerator:
                         on_done(index, completion.text.strip(), count)
                 elapsed = time.perf_counter() - started
                 bar.update(task, advance=len(chunk), tps=new_tokens / max(elapsed, 1e-9))
-        seconds = time.perf_counter() - started
-        return {
-            "prompts": len(prompts),
-            "new_tokens": new_tokens,
-            "seconds": seconds,
-            "tokens_per_s": new_tokens / max(seconds, 1e-9),
-            "backend": "vllm",
-            "batch_size": chunk_size,
-        }
+        return _run_summary(len(prompts), new_tokens, started, "vllm", chunk_size)
