@@ -324,3 +324,21 @@ def _size(folder: Path) -> int:
     if not folder.exists():
         return 0
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def quantize_int8(model: Any) -> Any:
+    """A copy of ``model`` with int8 dynamic-quantised linear layers, for CPU generation.
+
+    2-3x faster decoding on one core; measured to erase much of what a LoRA adapter
+    taught a small student, so callers use it only when asked.
+    """
+    import warnings
+
+    from slimkit.runtime import setup_torch
+
+    torch = setup_torch()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's deprecation notice for torch.ao
+        return torch.ao.quantization.quantize_dynamic(
+            model, {torch.nn.Linear}, dtype=torch.qint8, inplace=False
+        )

@@ -606,14 +606,9 @@ class HFLoraStudent:
         (2-3x faster decoding and prefill on one core), else the model itself."""
         if self._gen_model is None:
             if self.resolved_gen_quantize() == "int8":
-                torch = setup_torch()
-                import warnings
+                from slimkit.models import quantize_int8
 
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    self._gen_model = torch.ao.quantization.quantize_dynamic(
-                        self.model, {torch.nn.Linear}, dtype=torch.qint8, inplace=False
-                    )
+                self._gen_model = quantize_int8(self.model)
             else:
                 self._gen_model = self.model
         return self._gen_model

@@ -77,14 +77,9 @@ class LocalGenerator:
         faster prefill and decoding on one core), else the loaded model."""
         if self._generation_model is None:
             if self.resolved_quantize() == "int8":
-                import warnings
+                from slimkit.models import quantize_int8
 
-                torch = __import__("torch")
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    self._generation_model = torch.ao.quantization.quantize_dynamic(
-                        self.model, {torch.nn.Linear}, dtype=torch.qint8, inplace=False
-                    )
+                self._generation_model = quantize_int8(self.model)
             else:
                 self._generation_model = self.model
         return self._generation_model
