@@ -185,8 +185,10 @@ def main() -> None:
     table.add_row("  loss first -> last step", f"{tr['loss_first']:.2f} -> {tr['loss_last']:.2f}")
     table.add_row("  peak RSS (training)", f"{tr['peak_rss_gb']:.2f} GB")
     for name, label in (("naive", "naive loop, batch 1, fp32"),
-                        ("batched_fp32", f"batched {args.batch_size}, fp32"),
-                        ("batched", f"batched {args.batch_size}, {results['batched']['quantize']} (default)")):
+                        ("batched_fp32", f"batched {args.batch_size}, fp32, "
+                                         f"{results['batched_fp32'].get('workers', 1)} workers"),
+                        ("batched", f"batched {args.batch_size}, {results['batched']['quantize']}, "
+                                    f"{results['batched'].get('workers', 1)} workers (default)")):
         row = results[name]
         table.add_row(f"{label}: {row['prompts']} users",
                       f"{row['tokens_per_s']:.1f} tok/s, {row['seconds']:.0f} s, "

@@ -167,13 +167,69 @@ def test_batched_left_padded_generation_matches_one_by_one(tiny_model_dir):
     assert batched == single
 
 
-def test_int8_generation_runs_and_is_part_of_the_cache_identity(tiny_model_dir):
-    student = make_student(tiny_model_dir, gen_quantize="auto")
-    assert student.generation_params()["quantize"] == ("int8" if student.device == "cpu" else "none")
+@pytest.mark.parametrize("precision", ["none", "bf16", "int8", "auto"])
+def test_every_generation_precision_runs_and_is_part_of_the_cache_identity(tiny_model_dir, precision):
+    from slimkit.models import native_bf16
+
+    student = make_student(tiny_model_dir, gen_quantize=precision)
+    expected = {"auto": "bf16" if student.device == "cpu" and native_bf16() else "none"}
+    assert student.generation_params()["quantize"] == expected.get(precision, precision)
     out = {}
     student.generate([student.prompt_ids(MESSAGES)], on_done=lambda i, t, n: out.update({i: n}),
                      progress=False)
     assert 1 <= out[0] <= student.max_new_tokens
+
+
+def test_bf16_copy_keeps_a_float32_head_and_leaves_the_model_alone(tiny_model_dir):
+    import torch
+
+    from slimkit.models import bf16_with_float32_head
+
+    student = make_student(tiny_model_dir)
+    copy = bf16_with_float32_head(student.model)
+    assert copy.get_output_embeddings().weight.dtype == torch.float32
+    assert copy.get_input_embeddings().weight.dtype == torch.bfloat16
+    assert next(student.model.parameters()).dtype == torch.float32  # the original is untouched
+    ids = torch.tensor([student.prompt_ids(MESSAGES)])
+    with torch.inference_mode():
+        full = student.model(input_ids=ids).logits  # (1, T, V)
+        half = copy(input_ids=ids).logits
+    assert half.dtype == torch.float32
+    assert torch.allclose(full, half, atol=0.1 * float(full.abs().max()))
+
+
+def test_int8_on_a_gpu_is_a_clear_error(tiny_model_dir):
+    from slimkit.models import resolve_precision
+
+    with pytest.raises(SlimkitError, match="CPU only"):
+        resolve_precision("int8", "cuda", "student.gen_quantize")
+    assert resolve_precision("auto", "cuda", "student.gen_quantize") == "none"
+
+
+@pytest.mark.parametrize("precision", ["none", "bf16"])
+def test_generation_workers_give_the_same_rationales_as_one(tiny_model_dir, precision):
+    student = make_student(tiny_model_dir, max_new_tokens=8, gen_batch_size=1, gen_quantize=precision)
+    prompts = [student.prompt_ids([{"role": "user", "content": f"1. Movie {i}; Action"}])
+               for i in range(7)]
+    runs = {}
+    for workers in (1, 3):
+        student.gen_workers = workers
+        out: dict[int, tuple[str, int]] = {}
+        stats = student.generate(prompts, on_done=lambda i, t, n: out.update({i: (t, n)}),
+                                 progress=False)
+        assert stats["workers"] == workers and sorted(out) == list(range(7))
+        runs[workers] = out
+    assert runs[1] == runs[3]
+
+
+def test_default_generation_workers_follow_the_free_cores(tiny_model_dir, monkeypatch):
+    from slimkit.students import generation
+
+    student = make_student(tiny_model_dir)
+    monkeypatch.setattr(generation, "cpu_workers", lambda: 4)
+    assert student.resolved_gen_workers() == 4 // max(1, __import__("torch").get_num_threads())
+    student.gen_workers = 1
+    assert student.resolved_gen_workers() == 1
 
 
 def test_length_sorted_batches_and_left_padding():

@@ -54,3 +54,21 @@ def test_local_teacher_through_litellm(tmp_path, isolated_cache):
                                   max_tokens=6, temperature=0.0)
     assert response.usage.completion_tokens > 0
     assert response.choices[0].message.content.startswith("Step 1:")
+
+
+@pytest.mark.slow
+def test_local_teacher_workers_give_the_same_answers(tmp_path, isolated_cache):
+    """Two decoding threads share the model; greedy answers match one thread's."""
+    rationales = {}
+    for workers in (1, 2):
+        spec = validate_spec(tiny_spec(
+            tmp_path / "data",
+            {"kind": "local", "num_users": 4, "max_new_tokens": 24, "batch_size": 1,
+             "workers": workers, "quantize": "none"},
+            prompt={"max_items": 3},
+        ))
+        cache = StageCache(isolated_cache / f"workers-{workers}")  # no shared record cache
+        result = run_teach(spec, cache, progress=False)
+        assert result.summary["done"] == 4
+        rationales[workers] = {r["user_index"]: r["rationale"] for r in read_rationales(result.path)}
+    assert rationales[1] == rationales[2]

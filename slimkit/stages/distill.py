@@ -44,7 +44,8 @@ SUMMARY_FILE = "summary.json"
 ADAPTER_FOLDER = "adapter"
 
 GENERATION_ONLY_FIELDS = frozenset(
-    {"backend", "max_new_tokens", "gen_batch_size", "num_users", "quality_users", "device", "adapter"}
+    {"backend", "max_new_tokens", "gen_batch_size", "gen_quantize", "gen_workers", "num_users",
+     "quality_users", "device", "adapter"}
 )
 """Student parameters that do not change the trained adapter."""
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Optional
 
 from pydantic import Field
 
@@ -68,10 +68,18 @@ class LocalTeacherParams(TeacherParams):
         description="Write the 'Step N:' headers and let the model fill each step (tiny models "
         "do not keep the three-step format on their own). Off for capable local models.",
     )
-    quantize: Literal["none", "int8", "auto"] = Field(
-        "none",
-        description="int8: dynamic int8 linear layers for decoding (CPU only; ~1.7x faster, but "
-        "SmolLM2-135M drifts off topic); auto: int8 on CPU.",
+    quantize: Literal["none", "bf16", "int8", "auto"] = Field(
+        "auto",
+        description="Decoding weights: auto (bf16 on a CPU with native bfloat16, i.e. "
+        "AVX512-BF16 or AMX, else none), none (float32), bf16 (bfloat16 body, float32 "
+        "output head: measured 2.0x float32 on one core, 32/32 answers in three steps), or "
+        "int8 (dynamic int8 linear layers, CPU; ~1.7x, but SmolLM2-135M drifts off topic).",
+    )
+    workers: Optional[int] = Field(
+        None,
+        ge=1,
+        description="Batches decoded at once by threads sharing the model (empty: one per "
+        "CPU core left by torch's threads). Sampling (temperature > 0) always uses one.",
     )
     max_malformed_retries: int = Field(
         1, ge=0, description="Ask again this often when a response lacks the three steps."

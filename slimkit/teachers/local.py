@@ -7,9 +7,10 @@ record cache, retries of malformed answers, progress and summary.
 
 Concurrent ``acompletion`` calls are gathered into batches of ``batch_size`` prompts and
 decoded together on a worker thread (left padding, greedy unless ``temperature`` > 0);
-batching is what makes a CPU fast enough here. ``quantize: int8`` decodes with dynamic
-int8 linear layers (CPU), ~1.7x faster, but SmolLM2-135M's answers drift off topic with
-it, so the default stays fp32.
+batching is what makes a CPU fast enough here, with one decoding thread per free core
+(``workers``). ``quantize: auto`` decodes in bfloat16 with a float32 output head on CPUs
+that multiply bf16 natively (2x float32, same format share); ``int8`` (dynamic int8 linear
+layers) is ~1.7x but SmolLM2-135M's answers drift off topic with it.
 
 ``scaffold_steps`` (default on): tiny models do not follow a three-step format on their
 own (SmolLM2-135M copies the instructions back). The handler then writes the step
@@ -54,7 +55,10 @@ class LocalGenerator:
         self._lock = threading.Lock()
         self.stop = threading.Event()  # set on Ctrl-C: the batch being decoded ends now
         self.generated_tokens = 0
-        self.generate_seconds = 0.0
+        self._busy_seconds = 0.0  # wall time with at least one batch decoding
+        self._busy_since = 0.0
+        self._active = 0  # batches decoding now (one per worker)
+        self._count_lock = threading.Lock()
 
     def load(self) -> None:
         with self._lock:
@@ -66,23 +70,27 @@ class LocalGenerator:
             self.tokenizer.padding_side = "left"
 
     def resolved_quantize(self) -> str:
-        """``int8`` (dynamic int8 linear layers; CPU) or ``none``; ``auto``: int8 on CPU."""
+        """``bf16``, ``int8`` or ``none``; see :func:`slimkit.models.resolve_precision`."""
+        from slimkit.models import resolve_precision
+
         device = str(getattr(self.model, "device", "cpu")) if self.model is not None else "cpu"
-        if self.quantize == "auto":
-            return "int8" if device == "cpu" else "none"
-        return self.quantize
+        return resolve_precision(self.quantize, device.split(":")[0], "teacher.quantize")
 
     def generation_model(self):
-        """The model decoding runs on: int8 dynamic-quantised linear layers on CPU (2-3x
-        faster prefill and decoding on one core), else the loaded model."""
+        """The model decoding runs on: a bf16 copy with a float32 output head or an int8
+        copy on CPU when asked (or by ``auto``), else the loaded model."""
         if self._generation_model is None:
-            if self.resolved_quantize() == "int8":
-                from slimkit.models import quantize_int8
+            from slimkit.models import generation_copy
 
-                self._generation_model = quantize_int8(self.model)
-            else:
-                self._generation_model = self.model
+            self._generation_model = generation_copy(self.model, self.resolved_quantize())
         return self._generation_model
+
+    @property
+    def generate_seconds(self) -> float:
+        """Wall-clock seconds during which at least one batch was decoding."""
+        with self._count_lock:
+            running = time.perf_counter() - self._busy_since if self._active else 0.0
+            return self._busy_seconds + running
 
     def _prompt(self, messages: Sequence[dict[str, str]]) -> str:
         tok = self.tokenizer
@@ -218,12 +226,23 @@ class LocalGenerator:
         prompts = [self._prompt(messages) for messages, _ in batch]
         if scaffold:
             prompts = [p + SCAFFOLD[0] for p in prompts]
-        start = time.perf_counter()
-        texts, prompt_tokens, new_tokens, reasons = self._generate(prompts, max_tokens, temperature, seed, scaffold)
+        with self._count_lock:
+            if self._active == 0:
+                self._busy_since = time.perf_counter()
+            self._active += 1
+        try:
+            texts, prompt_tokens, new_tokens, reasons = self._generate(
+                prompts, max_tokens, temperature, seed, scaffold
+            )
+        finally:
+            with self._count_lock:
+                self._active -= 1
+                if self._active == 0:
+                    self._busy_seconds += time.perf_counter() - self._busy_since
+        with self._count_lock:
+            self.generated_tokens += sum(new_tokens)
         if scaffold:
             texts = [SCAFFOLD[0] + t for t in texts]
-        self.generate_seconds += time.perf_counter() - start
-        self.generated_tokens += sum(new_tokens)
         return [
             {"text": t, "prompt_tokens": int(p), "completion_tokens": int(n), "finish_reason": r}
             for t, p, n, r in zip(texts, prompt_tokens, new_tokens, reasons)
@@ -243,7 +262,13 @@ def _handler_class():
             self.batch_size = 8
             self.scaffold = True
             self.quantize = "auto"
+            self.workers = 1
             self._queues: dict[int, _Batcher] = {}
+
+        def workers_for(self, params: dict[str, Any]) -> int:
+            """Batches decoded at once: sampling reseeds torch's global generator per
+            batch, so it stays on one worker (reproducible); greedy uses them all."""
+            return 1 if float(params.get("temperature") or 0.0) > 0 else self.workers
 
         def generator(self, name: str) -> LocalGenerator:
             with _LOCK:
@@ -287,13 +312,13 @@ class _Batcher:
         self.handler = handler
         self.loop = loop
         self.pending: list[tuple[str, list, dict, asyncio.Future]] = []
-        self.running = False
+        self.running = 0  # drain tasks alive: each decodes one batch at a time
 
     async def submit(self, model: str, messages: list, params: dict) -> dict[str, Any]:
         future = self.loop.create_future()
         self.pending.append((model, messages, params, future))
-        if not self.running:
-            self.running = True
+        if self.running < self.handler.workers_for(params):
+            self.running += 1
             self.loop.create_task(self._drain())
         return await future
 
@@ -328,10 +353,11 @@ class _Batcher:
                         future.set_result(answer)
                 await asyncio.sleep(0)  # let callers enqueue follow-ups (malformed retries)
         finally:
-            self.running = False
+            self.running -= 1
 
 
-def register_local_provider(batch_size: int = 8, scaffold: bool = True, quantize: str = "auto"):
+def register_local_provider(batch_size: int = 8, scaffold: bool = True, quantize: str = "auto",
+                            workers: int = 1):
     """Register (once) the ``local/<name>`` provider with litellm; returns its handler."""
     with _LOCK:
         handler = _HANDLERS.get(PROVIDER)
@@ -349,6 +375,7 @@ def register_local_provider(batch_size: int = 8, scaffold: bool = True, quantize
     handler.batch_size = batch_size
     handler.scaffold = scaffold
     handler.quantize = quantize
+    handler.workers = max(1, workers)
     return handler
 
 
@@ -363,17 +390,23 @@ class LocalTeacher(LiteLLMTeacher):
         batch_size: int = 8,
         temperature: float = 0.0,
         scaffold_steps: bool = True,
-        quantize: str = "none",
+        quantize: str = "auto",
+        workers: int | None = None,
         max_malformed_retries: int = 1,
         num_users: int | None = None,
         seed: int | None = None,
     ):
+        if workers is None:  # one per CPU core left by torch's own threads
+            from slimkit.runtime import setup_torch
+            from slimkit.students.generation import cpu_workers
+
+            workers = max(1, cpu_workers() // max(1, setup_torch().get_num_threads()))
         super().__init__(
             model=f"{PROVIDER}/{model}",
             temperature=temperature,
             max_tokens=max_new_tokens,
             timeout=24 * 3600.0,
-            concurrency=2 * batch_size,  # one batch decoding, the next one queued
+            concurrency=(workers + 1) * batch_size,  # a batch per worker, the next one queued
             max_retries=0,
             max_malformed_retries=max_malformed_retries,
             num_users=num_users,
@@ -383,17 +416,22 @@ class LocalTeacher(LiteLLMTeacher):
         self.batch_size = batch_size
         self.scaffold_steps = scaffold_steps
         self.quantize = quantize
+        self.workers = workers
         self.handler = None
 
     def sampling(self, attempt: int) -> dict[str, Any]:
         params = super().sampling(attempt)
         # Both change the answer, so both are part of the cache key.
         params["scaffold"] = self.scaffold_steps
-        params["quantize"] = self.quantize
+        # auto is resolved: the same setting decodes differently on different CPUs.
+        from slimkit.models import resolve_precision
+
+        params["quantize"] = resolve_precision(self.quantize, "cpu", "teacher.quantize")
         return params
 
     def prepare(self) -> None:
-        self.handler = register_local_provider(self.batch_size, self.scaffold_steps, self.quantize)
+        self.handler = register_local_provider(self.batch_size, self.scaffold_steps, self.quantize,
+                                               self.workers)
 
     def preflight(self, jobs: Sequence[TeacherJob]) -> None:
         """Load the model now: a missing or unloadable model is reported before any work."""
