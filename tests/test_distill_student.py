@@ -326,3 +326,18 @@ def test_missing_adapter_folder_is_a_user_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(SlimkitError, match="adapter_config.json"):
         HFLoraStudent.check_adapter_folder(tmp_path / "empty")
+
+
+def test_an_error_in_one_generation_worker_stops_them_all_and_reaches_the_caller(tiny_model_dir):
+    student = make_student(tiny_model_dir, max_new_tokens=4, gen_batch_size=1, gen_workers=2)
+    prompts = [student.prompt_ids([{"role": "user", "content": f"1. Movie {i}"}]) for i in range(12)]
+    done: list[int] = []
+
+    def on_done(index: int, text: str, count: int) -> None:
+        done.append(index)
+        if len(done) == 2:
+            raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        student.generate(prompts, on_done=on_done, progress=False)
+    assert len(done) < len(prompts)  # the other worker stopped instead of finishing the run
