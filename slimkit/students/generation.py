@@ -169,19 +169,22 @@ def generate_transformers(
             elapsed = time.perf_counter() - started
             bar.update(task, advance=len(batch), tps=state["new_tokens"] / max(elapsed, 1e-9))
 
-    def work() -> None:
-        while not halt.is_set():
-            try:
-                batch = todo.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                decode(batch)
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-                with lock:
-                    errors.append(exc)
-                halt.set()
-                return
+    def work(finished: threading.Event) -> None:
+        try:
+            while not halt.is_set():
+                try:
+                    batch = todo.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    decode(batch)
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                    with lock:
+                        errors.append(exc)
+                    halt.set()
+                    return
+        finally:
+            finished.set()
 
     bar = _generation_progress(progress, description, len(prompts))
     with bar:
@@ -191,18 +194,20 @@ def generate_transformers(
             for batch in batches:
                 decode(batch)
         else:
-            threads = [threading.Thread(target=work, name=f"slimkit-generate-{n}", daemon=True)
-                       for n in range(count)]
-            for thread in threads:
-                thread.start()
+            # Waiting on events, not Thread.join: a join cut by Ctrl-C can report a live
+            # thread as finished, and exiting while a worker is inside torch aborts.
+            finished = [threading.Event() for _ in range(count)]
+            for n in range(count):
+                threading.Thread(target=work, args=(finished[n],), name=f"slimkit-generate-{n}",
+                                 daemon=True).start()
             try:
-                for thread in threads:
-                    while thread.is_alive():
-                        thread.join(timeout=0.2)
+                for event in finished:
+                    while not event.wait(0.2):
+                        pass
             except KeyboardInterrupt:
-                halt.set()
-                for thread in threads:
-                    thread.join()
+                halt.set()  # every worker ends after its current decoding step
+                for event in finished:
+                    event.wait()
                 raise
             if errors:
                 raise errors[0]
