@@ -58,17 +58,91 @@ def test_local_teacher_through_litellm(tmp_path, isolated_cache):
 
 @pytest.mark.slow
 def test_local_teacher_workers_give_the_same_answers(tmp_path, isolated_cache):
-    """Two decoding threads share the model; greedy answers match one thread's."""
+    """Two decoding threads share the model; greedy answers match one thread's, since
+    batches follow the order requests were sent in, not their timing (which matters in
+    bf16, the default on a CPU with native bf16: padding changes the numerics)."""
     rationales = {}
     for workers in (1, 2):
         spec = validate_spec(tiny_spec(
             tmp_path / "data",
-            {"kind": "local", "num_users": 4, "max_new_tokens": 24, "batch_size": 1,
-             "workers": workers, "quantize": "none"},
+            {"kind": "local", "num_users": 6, "max_new_tokens": 24, "batch_size": 2,
+             "workers": workers},
             prompt={"max_items": 3},
         ))
         cache = StageCache(isolated_cache / f"workers-{workers}")  # no shared record cache
         result = run_teach(spec, cache, progress=False)
-        assert result.summary["done"] == 4
+        assert result.summary["done"] == 6
         rationales[workers] = {r["user_index"]: r["rationale"] for r in read_rationales(result.path)}
     assert rationales[1] == rationales[2]
+
+
+def test_batches_are_the_next_requests_in_arrival_order_whatever_the_timing():
+    """Two decoding workers, requests trickling in: every batch is full and in order."""
+    import asyncio
+    import random
+    import threading
+    import time
+
+    from slimkit.teachers.local import _Batcher
+
+    batches: list[list[int]] = []
+    lock = threading.Lock()
+
+    class Generator:
+        stop = threading.Event()
+
+        def answer(self, batch, scaffold):
+            with lock:
+                batches.append([messages[0] for messages, _ in batch])
+            time.sleep(random.uniform(0.0, 0.004))  # decoding: faster than the client, varying
+            return [{"text": str(messages[0])} for messages, _ in batch]
+
+    class Handler:
+        batch_size = 3
+        scaffold = False
+
+        def workers_for(self, params):
+            return 2
+
+        def generator(self, name):
+            return Generator()
+
+    async def main():
+        batcher = _Batcher(Handler(), asyncio.get_running_loop())
+        gate = asyncio.Semaphore(9)  # like the teacher's concurrency: (workers + 1) * batch
+
+        async def ask(i: int):
+            async with gate:  # waiters get in first come, first served
+                time.sleep(0.004)  # the client's own blocking work (litellm's) before the request
+                return await batcher.submit("m", [i], {"temperature": 0.0})
+
+        # Arrival order is fixed (i-th request after the (i-1)-th), timing is not.
+        tasks = []
+        for i in range(20):
+            tasks.append(asyncio.create_task(ask(i)))
+            await asyncio.sleep(random.uniform(0.0, 0.004))
+        return await asyncio.gather(*tasks)
+
+    async def numbered():
+        """Requests numbered as sent but arriving shuffled (litellm's own awaits)."""
+        batcher = _Batcher(Handler(), asyncio.get_running_loop())
+        gate = asyncio.Semaphore(9)
+        sent = iter(range(20))
+
+        async def ask(i: int):
+            async with gate:
+                seq = next(sent)
+                await asyncio.sleep(random.uniform(0.0, 0.01))  # reordered on the way
+                return await batcher.submit("m", [seq], {"temperature": 0.0}, seq)
+
+        return await asyncio.gather(*(ask(i) for i in range(20)))
+
+    random.seed(0)
+    expected = [list(range(s, min(s + 3, 20))) for s in range(0, 20, 3)]
+    answers = asyncio.run(main())
+    assert [a["text"] for a in answers] == [str(i) for i in range(20)]
+    assert sorted(batches) == expected
+    batches.clear()
+    answers = asyncio.run(numbered())
+    assert sorted(int(a["text"]) for a in answers) == list(range(20))
+    assert sorted(batches) == expected  # each batch in order, whatever the arrival

@@ -23,6 +23,7 @@ items:". Turn it off for a local model that follows instructions.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 import time
 from collections.abc import Sequence
@@ -37,6 +38,10 @@ SCAFFOLD = (
     "\nStep 2: Recommended categories or brands:",
     "\nStep 3: Recommended items:",
 )
+
+_SEQUENCE: contextvars.ContextVar[int | None] = contextvars.ContextVar("slimkit_local_seq", default=None)
+"""The number the local teacher gave the request being sent, read by the handler (the
+same asyncio task, under litellm) to batch requests in the order they were sent."""
 
 _HANDLERS: dict[str, Any] = {}
 _LOCK = threading.Lock()
@@ -53,6 +58,7 @@ class LocalGenerator:
         self.tokenizer = None
         self._newline_ids = None
         self._lock = threading.Lock()
+        self._tokenizer_lock = threading.RLock()  # shared by the decoding threads
         self.stop = threading.Event()  # set on Ctrl-C: the batch being decoded ends now
         self.generated_tokens = 0
         self._busy_seconds = 0.0  # wall time with at least one batch decoding
@@ -182,7 +188,10 @@ class LocalGenerator:
                 return torch.full((input_ids.shape[0],), stop.is_set(), dtype=torch.bool)
 
         tok = self.tokenizer
-        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        # A fast tokenizer sets its padding on the shared Rust object at every call, so
+        # decoding threads take turns with it (tokenizing is a sliver of a batch's time).
+        with self._tokenizer_lock:
+            enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         start = enc["input_ids"].shape[1]
         kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "pad_token_id": tok.pad_token_id,
                                   "repetition_penalty": 1.2}
@@ -195,7 +204,9 @@ class LocalGenerator:
         limit = max_new_tokens
         if scaffold:
             per_step = max(8, max_new_tokens // len(SCAFFOLD))
-            kwargs["logits_processor"] = LogitsProcessorList([self._scaffold(len(texts), start, per_step)])
+            with self._tokenizer_lock:
+                processor = self._scaffold(len(texts), start, per_step)
+            kwargs["logits_processor"] = LogitsProcessorList([processor])
             limit = max_new_tokens + 24  # room for the forced headers
         kwargs["max_new_tokens"] = limit
         kwargs["stopping_criteria"] = StoppingCriteriaList([Interrupted()])
@@ -210,7 +221,8 @@ class LocalGenerator:
                 if token in eos:
                     break
                 ids.append(token)
-            outs.append(tok.decode(ids, skip_special_tokens=True))
+            with self._tokenizer_lock:
+                outs.append(tok.decode(ids, skip_special_tokens=True))
             counts.append(len(ids))
             reasons.append("length" if len(ids) >= limit else "stop")
         prompt_counts = enc["attention_mask"].sum(dim=1).tolist()
@@ -223,7 +235,8 @@ class LocalGenerator:
         max_tokens = int(params.get("max_tokens") or 160)
         temperature = float(params.get("temperature") or 0.0)
         seed = params.get("seed")
-        prompts = [self._prompt(messages) for messages, _ in batch]
+        with self._tokenizer_lock:
+            prompts = [self._prompt(messages) for messages, _ in batch]
         if scaffold:
             prompts = [p + SCAFFOLD[0] for p in prompts]
         with self._count_lock:
@@ -299,46 +312,92 @@ def _handler_class():
             batcher = self._queues.get(key)
             if batcher is None or batcher.loop is not loop:
                 batcher = self._queues[key] = _Batcher(self, loop)
-            answer = await batcher.submit(model, messages, dict(optional_params))
+            answer = await batcher.submit(model, messages, dict(optional_params), _SEQUENCE.get())
             return self._response(model, answer)
 
     return litellm, LocalHandler
 
 
 class _Batcher:
-    """Gathers concurrent requests into batches decoded on a worker thread."""
+    """Gathers concurrent requests into batches decoded on worker threads.
+
+    Batches must not depend on timing: they set the padding, hence the numerics, and a
+    fresh run should reproduce the last one's answers. The local teacher numbers its
+    requests as it sends them (``_SEQUENCE``); litellm may hand them over in another
+    order, so a batch is the next ``batch_size`` numbers, and a worker waits until they
+    are all here. Requests without a number go in arrival order. A partial batch goes
+    when the next request has different parameters, or once nothing has arrived for
+    ``linger`` seconds (the end of the run, or a number that will never come).
+    """
+
+    linger = 0.5
 
     def __init__(self, handler, loop):
         self.handler = handler
         self.loop = loop
-        self.pending: list[tuple[str, list, dict, asyncio.Future]] = []
+        # (sequence or None, model, messages, params, future)
+        self.pending: list[tuple[int | None, str, list, dict, asyncio.Future]] = []
         self.running = 0  # drain tasks alive: each decodes one batch at a time
+        self.last_arrival = 0.0
+        self.next_seq: int | None = None  # the number the next batch starts at
 
-    async def submit(self, model: str, messages: list, params: dict) -> dict[str, Any]:
+    async def submit(self, model: str, messages: list, params: dict, seq: int | None = None) -> dict[str, Any]:
         future = self.loop.create_future()
-        self.pending.append((model, messages, params, future))
+        self.pending.append((seq, model, messages, params, future))
+        self.last_arrival = self.loop.time()
         if self.running < self.handler.workers_for(params):
             self.running += 1
             self.loop.create_task(self._drain())
         return await future
 
+    def _run(self) -> tuple[list, bool]:
+        """(the batch at the head of the queue, whether it is complete)."""
+        numbered = sorted((p for p in self.pending if p[0] is not None), key=lambda p: p[0])
+        queue = numbered + [p for p in self.pending if p[0] is None]
+        head = queue[0]
+        start = self.next_seq or 0  # numbers start at 0 on every run (LocalTeacher.prepare)
+        run: list = []
+        for item in queue:
+            if len(run) == self.handler.batch_size:
+                break
+            if (item[1], item[3]) != (head[1], head[3]):
+                return run, bool(run)  # the next request differs: this batch is done
+            if item[0] is not None and item[0] != start + len(run):
+                break  # a number in between has not arrived yet
+            run.append(item)
+        return run, len(run) == self.handler.batch_size
+
+    async def _next_batch(self) -> list | None:
+        """The next batch (taken out of ``pending``), or None when nothing is left."""
+        while self.pending:
+            run, complete = self._run()
+            quiet = self.loop.time() - self.last_arrival
+            if complete or quiet >= self.linger:
+                if not run:  # the awaited number never came: go on from what is here
+                    first = self.pending[0]
+                    run = [p for p in self.pending if (p[1], p[3]) == (first[1], first[3])]
+                    run = sorted(run, key=lambda p: (p[0] is None, p[0] or 0))[: self.handler.batch_size]
+                for item in run:
+                    self.pending.remove(item)
+                numbers = [item[0] for item in run if item[0] is not None]
+                if numbers:
+                    self.next_seq = max(numbers) + 1
+                return run
+            await asyncio.sleep(0.005)
+        return None
+
     async def _drain(self) -> None:
         try:
-            await asyncio.sleep(0.02)  # let the other concurrent requests arrive
-            while self.pending:
-                first = self.pending[0]
-                same = [p for p in self.pending if p[0] == first[0] and p[2] == first[2]]
-                batch = same[: self.handler.batch_size]
-                for item in batch:
-                    self.pending.remove(item)
-                live = [item for item in batch if not item[3].cancelled()]
+            while (batch := await self._next_batch()) is not None:
+                first = batch[0]
+                live = [item for item in batch if not item[4].cancelled()]
                 if not live:
                     continue
-                generator = self.handler.generator(first[0])
+                generator = self.handler.generator(first[1])
                 generator.stop.clear()
                 try:
                     answers = await asyncio.to_thread(
-                        generator.answer, [(m, p) for _, m, p, _ in live], self.handler.scaffold
+                        generator.answer, [(m, p) for _, _, m, p, _ in live], self.handler.scaffold
                     )
                 except asyncio.CancelledError:
                     generator.stop.set()  # Ctrl-C: cut the batch short, nothing of it is kept
@@ -417,6 +476,7 @@ class LocalTeacher(LiteLLMTeacher):
         self.scaffold_steps = scaffold_steps
         self.quantize = quantize
         self.workers = workers
+        self._sent = 0  # requests numbered so far (see _complete)
         self.handler = None
 
     def sampling(self, attempt: int) -> dict[str, Any]:
@@ -429,7 +489,18 @@ class LocalTeacher(LiteLLMTeacher):
         params["quantize"] = resolve_precision(self.quantize, "cpu", "teacher.quantize")
         return params
 
+    async def _complete(self, litellm, messages, api_params):
+        # Number the request as it is sent (before any await: the order is the jobs'
+        # order), so the handler batches in that order whatever litellm's timing.
+        token = _SEQUENCE.set(self._sent)
+        self._sent += 1
+        try:
+            return await super()._complete(litellm, messages, api_params)
+        finally:
+            _SEQUENCE.reset(token)
+
     def prepare(self) -> None:
+        self._sent = 0
         self.handler = register_local_provider(self.batch_size, self.scaffold_steps, self.quantize,
                                                self.workers)
 
