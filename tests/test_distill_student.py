@@ -211,14 +211,12 @@ def test_generation_workers_give_the_same_rationales_as_one(tiny_model_dir, prec
     student = make_student(tiny_model_dir, max_new_tokens=8, gen_batch_size=1, gen_quantize=precision)
     prompts = [student.prompt_ids([{"role": "user", "content": f"1. Movie {i}; Action"}])
                for i in range(7)]
-    runs = {}
-    for workers in (1, 3):
+    runs: dict[int, dict[int, tuple[str, int]]] = {1: {}, 3: {}}
+    for workers, out in runs.items():
         student.gen_workers = workers
-        out: dict[int, tuple[str, int]] = {}
-        stats = student.generate(prompts, on_done=lambda i, t, n: out.update({i: (t, n)}),
+        stats = student.generate(prompts, on_done=lambda i, t, n, out=out: out.update({i: (t, n)}),
                                  progress=False)
         assert stats["workers"] == workers and sorted(out) == list(range(7))
-        runs[workers] = out
     assert runs[1] == runs[3]
 
 

@@ -113,7 +113,7 @@ def test_batches_are_the_next_requests_in_arrival_order_whatever_the_timing():
 
         async def ask(i: int):
             async with gate:  # waiters get in first come, first served
-                time.sleep(0.004)  # the client's own blocking work (litellm's) before the request
+                time.sleep(0.004)  # noqa: ASYNC251 - litellm's own blocking work, on purpose
                 return await batcher.submit("m", [i], {"temperature": 0.0})
 
         # Arrival order is fixed (i-th request after the (i-1)-th), timing is not.
