@@ -17,6 +17,7 @@ source build of ``llama-cpp-python``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -331,6 +332,7 @@ PRECISIONS = ("auto", "none", "bf16", "int8")
 body, float32 output head), ``int8`` (dynamic int8 linear layers, CPU) or ``auto``."""
 
 
+@functools.cache
 def native_bf16() -> bool:
     """Whether this CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX): there bf16
     generation measured 2.3x float32 (SmolLM2-135M, one core); elsewhere it is emulated

@@ -36,6 +36,20 @@ def num_threads() -> int:
     return 1
 
 
+def cpu_workers() -> int:
+    """CPU cores this process may use (its affinity mask)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def decoding_workers() -> int:
+    """Default number of decoding threads (student and local teacher): one per core that
+    torch's own threads leave free, at least one (2 on a 2-core machine, 1 thread)."""
+    return max(1, cpu_workers() // num_threads())
+
+
 def setup_torch():
     """Import torch with slimkit's thread settings applied; returns the module."""
     configure_environment()

@@ -221,10 +221,10 @@ def test_generation_workers_give_the_same_rationales_as_one(tiny_model_dir, prec
 
 
 def test_default_generation_workers_follow_the_free_cores(tiny_model_dir, monkeypatch):
-    from slimkit.students import generation
+    from slimkit import runtime
 
     student = make_student(tiny_model_dir)
-    monkeypatch.setattr(generation, "cpu_workers", lambda: 4)
+    monkeypatch.setattr(runtime, "cpu_workers", lambda: 4)
     assert student.resolved_gen_workers() == 4 // max(1, __import__("torch").get_num_threads())
     student.gen_workers = 1
     assert student.resolved_gen_workers() == 1

@@ -146,3 +146,39 @@ def test_batches_are_the_next_requests_in_arrival_order_whatever_the_timing():
     answers = asyncio.run(numbered())
     assert sorted(int(a["text"]) for a in answers) == list(range(20))
     assert sorted(batches) == expected  # each batch in order, whatever the arrival
+
+
+def test_a_number_that_never_comes_holds_the_batcher_up_only_for_linger():
+    import asyncio
+    import threading
+
+    from slimkit.teachers.local import _Batcher
+
+    batches: list[list[int]] = []
+
+    class Generator:
+        stop = threading.Event()
+
+        def answer(self, batch, scaffold):
+            batches.append([messages[0] for messages, _ in batch])
+            return [{"text": str(messages[0])} for messages, _ in batch]
+
+    class Handler:
+        batch_size = 4
+        scaffold = False
+
+        def workers_for(self, params):
+            return 1
+
+        def generator(self, name):
+            return Generator()
+
+    async def main():
+        batcher = _Batcher(Handler(), asyncio.get_running_loop())
+        batcher.linger = 0.05
+        # Number 0 was handed out but its request never arrives (it failed on the way).
+        return await asyncio.gather(*(batcher.submit("m", [n], {}, n) for n in (3, 1, 2)))
+
+    answers = asyncio.run(main())
+    assert [a["text"] for a in answers] == ["3", "1", "2"]
+    assert batches == [[1, 2, 3]]

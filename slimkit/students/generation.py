@@ -84,16 +84,6 @@ def _generation_progress(enabled: bool, description: str, total: int):
     return bar
 
 
-def cpu_workers() -> int:
-    """CPU cores this process may use (its affinity mask), for generation workers."""
-    import os
-
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
-
-
 def generate_transformers(
     model: Any,
     tokenizer: Any,
@@ -127,14 +117,12 @@ def generate_transformers(
     stop = _stop_ids(model, tokenizer)
     stop_set = set(stop)
     device = next(model.parameters()).device
-    batches = length_sorted_batches([len(p) for p in prompts], batch_size)
-    todo: queue.Queue = queue.Queue()
-    for batch in batches:  # longest first: an out-of-memory error comes early
-        todo.put(batch)
+    batches = length_sorted_batches([len(p) for p in prompts], batch_size)  # longest first
+    todo: queue.Queue = queue.Queue()  # batches left for the worker threads
     halt = threading.Event()  # Ctrl-C or a worker's error: every worker stops
     lock = threading.Lock()
     errors: list[BaseException] = []
-    state = {"new_tokens": 0}
+    new_tokens = 0
     started = time.perf_counter()
 
     class _Halt(StoppingCriteria):
@@ -143,6 +131,7 @@ def generate_transformers(
                               device=input_ids.device)
 
     def decode(batch: list[int]) -> None:
+        nonlocal new_tokens
         ids, mask = left_pad([prompts[i] for i in batch], pad_id)
         with torch.inference_mode():
             out = model.generate(
@@ -162,12 +151,12 @@ def generate_transformers(
         with lock:
             for row, index in enumerate(batch):
                 content, count = _cut_at_stop(generated[row], stop_set, pad_id)
-                state["new_tokens"] += count
+                new_tokens += count
                 text = tokenizer.decode(content, skip_special_tokens=True).strip()
                 if on_done is not None:
                     on_done(index, text, count)
             elapsed = time.perf_counter() - started
-            bar.update(task, advance=len(batch), tps=state["new_tokens"] / max(elapsed, 1e-9))
+            bar.update(task, advance=len(batch), tps=new_tokens / max(elapsed, 1e-9))
 
     def work(finished: threading.Event) -> None:
         try:
@@ -194,6 +183,8 @@ def generate_transformers(
             for batch in batches:
                 decode(batch)
         else:
+            for batch in batches:  # an out-of-memory error still comes early
+                todo.put(batch)
             # Waiting on events, not Thread.join: a join cut by Ctrl-C can report a live
             # thread as finished, and exiting while a worker is inside torch aborts.
             finished = [threading.Event() for _ in range(count)]
@@ -211,7 +202,7 @@ def generate_transformers(
                 raise
             if errors:
                 raise errors[0]
-    summary = _run_summary(len(prompts), state["new_tokens"], started, "transformers", batch_size)
+    summary = _run_summary(len(prompts), new_tokens, started, "transformers", batch_size)
     summary["workers"] = count
     return summary
 

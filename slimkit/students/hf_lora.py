@@ -606,9 +606,9 @@ class HFLoraStudent:
             return self.gen_workers
         if self.device != "cpu":
             return 1
-        from slimkit.students.generation import cpu_workers
+        from slimkit.runtime import decoding_workers
 
-        return max(1, cpu_workers() // max(1, setup_torch().get_num_threads()))
+        return decoding_workers()
 
     def _generation_model(self):
         """The model generation runs on: a bf16 copy with a float32 output head or an int8

@@ -339,7 +339,7 @@ class _Batcher:
         self.pending: list[tuple[int | None, str, list, dict, asyncio.Future]] = []
         self.running = 0  # drain tasks alive: each decodes one batch at a time
         self.last_arrival = 0.0
-        self.next_seq: int | None = None  # the number the next batch starts at
+        self.next_seq = 0  # the number the next batch starts at (LocalTeacher.prepare resets)
 
     async def submit(self, model: str, messages: list, params: dict, seq: int | None = None) -> dict[str, Any]:
         future = self.loop.create_future()
@@ -350,19 +350,20 @@ class _Batcher:
             self.loop.create_task(self._drain())
         return await future
 
-    def _run(self) -> tuple[list, bool]:
-        """(the batch at the head of the queue, whether it is complete)."""
+    def _run(self, *, skip_gaps: bool = False) -> tuple[list, bool]:
+        """(the batch at the head of the queue, whether it is complete). ``skip_gaps``
+        takes the numbers that are here even if one in between never came."""
         numbered = sorted((p for p in self.pending if p[0] is not None), key=lambda p: p[0])
         queue = numbered + [p for p in self.pending if p[0] is None]
         head = queue[0]
-        start = self.next_seq or 0  # numbers start at 0 on every run (LocalTeacher.prepare)
+        start = head[0] if skip_gaps and head[0] is not None else self.next_seq
         run: list = []
         for item in queue:
             if len(run) == self.handler.batch_size:
                 break
             if (item[1], item[3]) != (head[1], head[3]):
                 return run, bool(run)  # the next request differs: this batch is done
-            if item[0] is not None and item[0] != start + len(run):
+            if item[0] is not None and item[0] != start + len(run) and not skip_gaps:
                 break  # a number in between has not arrived yet
             run.append(item)
         return run, len(run) == self.handler.batch_size
@@ -374,9 +375,7 @@ class _Batcher:
             quiet = self.loop.time() - self.last_arrival
             if complete or quiet >= self.linger:
                 if not run:  # the awaited number never came: go on from what is here
-                    first = self.pending[0]
-                    run = [p for p in self.pending if (p[1], p[3]) == (first[1], first[3])]
-                    run = sorted(run, key=lambda p: (p[0] is None, p[0] or 0))[: self.handler.batch_size]
+                    run, _ = self._run(skip_gaps=True)
                 for item in run:
                     self.pending.remove(item)
                 numbers = [item[0] for item in run if item[0] is not None]
@@ -455,11 +454,10 @@ class LocalTeacher(LiteLLMTeacher):
         num_users: int | None = None,
         seed: int | None = None,
     ):
-        if workers is None:  # one per CPU core left by torch's own threads
-            from slimkit.runtime import setup_torch
-            from slimkit.students.generation import cpu_workers
+        if workers is None:
+            from slimkit.runtime import decoding_workers
 
-            workers = max(1, cpu_workers() // max(1, setup_torch().get_num_threads()))
+            workers = decoding_workers()
         super().__init__(
             model=f"{PROVIDER}/{model}",
             temperature=temperature,
