@@ -155,8 +155,8 @@ def child(spec_path: str, cache_dir: str) -> None:
     from slimkit.cache import StageCache
     from slimkit.components import implementation
     from slimkit.data.prepare import prepare
+    from slimkit.pipeline import Pipeline
     from slimkit.spec import load_spec
-    from slimkit.stages.data import run_data
 
     spec = load_spec(spec_path)
     start = time.perf_counter()
@@ -167,7 +167,7 @@ def child(spec_path: str, cache_dir: str) -> None:
     del raw, dataset
     # The full stage as `slimkit data stats` runs it (read + prepare + save), timed alone.
     stage_start = time.perf_counter()
-    result = run_data(spec, StageCache(cache_dir), progress=False)
+    result = Pipeline(spec, StageCache(cache_dir), progress=False).run("data")
     stage = time.perf_counter() - stage_start
     print(
         json.dumps(

@@ -45,26 +45,25 @@ def _spec(users: int):
 
 
 def _prompts(student, spec, users: int):
-    from slimkit.stages.data import load_prepared
+    from slimkit.pipeline import Pipeline
     from slimkit.stages.distill import student_messages
 
-    dataset = load_prepared(spec, progress=False)
+    dataset = Pipeline(spec, progress=False).dataset()
     chosen = list(range(min(users, dataset.num_users)))
     return dataset, chosen, [student.prompt_ids(student_messages(spec, dataset, u)) for u in chosen]
 
 
 def phase_train(args) -> dict:
     from slimkit.stages.distill import student_messages, usable_teacher_records
-    from slimkit.stages.teach import load_teacher_rationales
     from slimkit.students.hf_lora import HFLoraStudent
 
     spec = _spec(64)
     student = HFLoraStudent(max_length=256, batch_size=4, lr=1e-3, lora_r=8,
                             max_steps=args.steps + 1, warmup_ratio=0.0).load()
-    from slimkit.stages.data import load_prepared
+    from slimkit.pipeline import Pipeline
 
-    dataset = load_prepared(spec, progress=False)
-    records = usable_teacher_records(load_teacher_rationales(spec), dataset.num_users)
+    dataset = Pipeline(spec, progress=False).dataset()
+    records = usable_teacher_records(Pipeline(spec, progress=False).teacher_rationales(), dataset.num_users)
     examples = []
     for r in records:
         prompt = student.prompt_ids(student_messages(spec, dataset, int(r["user_index"])))
@@ -98,9 +97,8 @@ def phase_generate(args) -> dict:
     from slimkit.students.hf_lora import HFLoraStudent
 
     spec = _spec(8)
-    quantize = args.quantize
     student = HFLoraStudent(max_new_tokens=64, gen_batch_size=args.batch_size,
-                            gen_quantize=quantize).load()
+                            precision=args.precision).load()
     _, users, prompts = _prompts(student, spec, args.count)
     student.generate(prompts[:2], progress=False)  # warm-up
     if args.naive:
@@ -119,7 +117,7 @@ def phase_generate(args) -> dict:
                  "tokens_per_s": new_tokens / seconds}
     else:
         stats = student.generate(prompts, progress=not args.quiet)
-    return {**stats, "quantize": student.resolved_gen_quantize() if not args.naive else "none",
+    return {**stats, "precision": student.resolved_precision() if not args.naive else "none",
             "mean_prompt_tokens": sum(map(len, prompts)) / len(prompts),
             "peak_rss_gb": _peak_rss_gb()}
 
@@ -140,7 +138,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--phase", choices=["train", "generate"])
     parser.add_argument("--count", type=int, default=0)
-    parser.add_argument("--quantize", default="auto")
+    parser.add_argument("--precision", default="auto")
     parser.add_argument("--naive", action="store_true")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
@@ -162,10 +160,10 @@ def main() -> None:
     results["train"] = _run_phase(["--phase", "train", "--steps", str(args.steps)])
     print("naive loop ...", file=sys.stderr)
     results["naive"] = _run_phase(["--phase", "generate", "--naive", "--count", str(args.naive_users),
-                                   "--quantize", "none", *common])
+                                   "--precision", "none", *common])
     print("batched fp32 ...", file=sys.stderr)
     results["batched_fp32"] = _run_phase(["--phase", "generate", "--count", str(args.fp32_users),
-                                          "--quantize", "none", *common])
+                                          "--precision", "none", *common])
     print(f"batched (default) for {args.users} users ...", file=sys.stderr)
     results["batched"] = _run_phase(["--phase", "generate", "--count", str(args.users), *common])
     naive_tps = results["naive"]["tokens_per_s"]
@@ -187,7 +185,7 @@ def main() -> None:
     for name, label in (("naive", "naive loop, batch 1, fp32"),
                         ("batched_fp32", f"batched {args.batch_size}, fp32, "
                                          f"{results['batched_fp32'].get('workers', 1)} workers"),
-                        ("batched", f"batched {args.batch_size}, {results['batched']['quantize']}, "
+                        ("batched", f"batched {args.batch_size}, {results['batched']['precision']}, "
                                     f"{results['batched'].get('workers', 1)} workers (default)")):
         row = results[name]
         table.add_row(f"{label}: {row['prompts']} users",

@@ -142,12 +142,12 @@ def ml100k_dataset(inter_file: Path):
 
 def run_slimkit(model: str, dataset, seed: int, epochs: int) -> dict:
     from slimkit.components import implementation
-    from slimkit.fusions.none import build_plain
-    from slimkit.training.trainer import EvalOptions, TrainOptions, train_and_evaluate
+    from slimkit.fusions.none import build_no_fusion
+    from slimkit.training import EvalOptions, TrainOptions, train_and_evaluate
 
     def build():
         backbone = implementation("backbones", model)(num_items=dataset.num_items, max_seq_len=50)
-        return build_plain(backbone, num_users=dataset.num_users, num_items=dataset.num_items)
+        return build_no_fusion(backbone, num_users=dataset.num_users, num_items=dataset.num_items)
 
     result = train_and_evaluate(
         build,

@@ -1,6 +1,6 @@
 """Benchmark the teach stage on this machine.
 
-1. ``litellm`` teacher against the fake OpenAI-compatible server (tests/fake_openai_server.py)
+1. ``litellm`` teacher against the fake OpenAI-compatible server (tests/helpers/fake_openai_server.py)
    answering after ``--latency`` seconds, ``--users`` users, ``--concurrency`` requests in
    flight, each run a fresh ``slimkit teach --json`` process (what a user types):
    - cold: empty cache, every request sent (target < 30 s for 1,000 users at 0.5 s, 32);
@@ -66,7 +66,7 @@ def _teach(spec_path: Path, env: dict[str, str]) -> tuple[float, dict]:
 
 
 def bench_litellm(users: int, latency: float, concurrency: int) -> dict:
-    from fake_openai_server import FakeOpenAIServer
+    from helpers.fake_openai_server import FakeOpenAIServer
 
     with tempfile.TemporaryDirectory(prefix="bench-teach-") as tmp, FakeOpenAIServer(latency=latency) as server:
         tmp = Path(tmp)
@@ -116,41 +116,42 @@ def bench_local(users: int, max_new_tokens: int) -> dict:
 
     configure_environment()
     setup_torch()
+    from slimkit.rationale import parse_steps
     from slimkit.spec import validate_spec
     from slimkit.stages.data import load_prepared
     from slimkit.stages.teach import build_jobs
-    from slimkit.teachers.local import LocalGenerator
+    from slimkit.teachers.base import Progress, TeachContext
+    from slimkit.teachers.local import LocalTeacher
 
     spec = validate_spec({"teacher": {"kind": "local", "num_users": users + 8}})
     dataset = load_prepared(spec, progress=False)
     jobs = build_jobs(spec, dataset)
-    generator = LocalGenerator("smollm2-135m-instruct")
-    start = time.perf_counter()
-    generator.load()
-    load_s = time.perf_counter() - start
-    params = {"max_tokens": max_new_tokens, "temperature": 0.0}
-    generator.answer([(j.messages, params) for j in jobs[:8]], True)  # warm-up
-    out = {"model": "smollm2-135m-instruct", "threads": num_threads(), "load_s": round(load_s, 2),
-           "max_new_tokens": max_new_tokens}
+
+    def run(teacher, chosen):
+        ctx = TeachContext(dataset=dataset, records=None,
+                           progress=Progress(len(chosen), "bench", enabled=False))
+        return teacher.teach(chosen, ctx), ctx.stats
+
+    out = {"model": "smollm2-135m-instruct", "threads": num_threads(), "max_new_tokens": max_new_tokens}
     for batch in (8, 1):
+        teacher = LocalTeacher(max_new_tokens=max_new_tokens, batch_size=batch, workers=1,
+                               max_malformed_retries=0)
+        start = time.perf_counter()
+        teacher.load()
+        out.setdefault("load_s", round(time.perf_counter() - start, 2))
+        run(teacher, jobs[:8])  # warm-up
         count = users if batch == 8 else max(2, users // 8)
         chosen = jobs[8 : 8 + count]
-        generator.generated_tokens = 0
-        generator.generate_seconds = 0.0
         start = time.perf_counter()
-        answers = []
-        for i in range(0, len(chosen), batch):
-            answers += generator.answer([(j.messages, params) for j in chosen[i : i + batch]], True)
+        rows, stats = run(teacher, chosen)
         seconds = time.perf_counter() - start
-        from slimkit.rationale import parse_steps
-
         out[f"batch{batch}"] = {
             "users": len(chosen),
             "seconds": round(seconds, 2),
             "seconds_per_user": round(seconds / len(chosen), 2),
-            "tokens": generator.generated_tokens,
-            "tokens_per_s": round(generator.generated_tokens / seconds, 1),
-            "well_formed": sum(parse_steps(a["text"]) is not None for a in answers),
+            "tokens": stats.generated_tokens,
+            "tokens_per_s": round(stats.generated_tokens / seconds, 1),
+            "well_formed": sum(parse_steps(r["rationale"]) is not None for r in rows),
         }
     return out
 

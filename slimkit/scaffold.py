@@ -3,7 +3,7 @@
 The generated package installs with ``pip install -e`` and passes its own tests as
 generated: a pyproject with the entry point, a light module with the params model (what
 the entry point loads), the implementation, a README and a test running
-:mod:`slimkit.testing`'s contract checks. Replace the implementation, keep the tests.
+:mod:`slimkit.plugins`' contract checks. Replace the implementation, keep the tests.
 """
 
 from __future__ import annotations
@@ -82,6 +82,7 @@ def new_plugin(kind: str, name: str, directory: str | Path = ".") -> Scaffold:
         "test_module": f"test_{package}_contract",
     }
     if kind == "backbone":
+        values["description"] = f"The {name} sequential recommender as a slimkit backbone plugin."
         files = {
             "pyproject.toml": _BACKBONE_PYPROJECT,
             "README.md": _BACKBONE_README,
@@ -93,6 +94,7 @@ def new_plugin(kind: str, name: str, directory: str | Path = ".") -> Scaffold:
     else:
         from slimkit.prompts import slim_cot, slim_student
 
+        values["description"] = f"The {name} prompt templates for slimkit."
         files = {
             "pyproject.toml": _PROMPT_PYPROJECT,
             "README.md": _PROMPT_README,
@@ -121,9 +123,10 @@ def _template_text(template) -> str:
 
 
 # ---------------------------------------------------------------------------------------
-# backbone
+# every kind
 # ---------------------------------------------------------------------------------------
-_BACKBONE_PYPROJECT = Template('''\
+# The start of every generated pyproject.toml; each kind appends its entry points.
+_PYPROJECT_PROJECT = '''\
 [build-system]
 requires = ["setuptools>=68"]
 build-backend = "setuptools.build_meta"
@@ -131,14 +134,19 @@ build-backend = "setuptools.build_meta"
 [project]
 name = "${distribution}"
 version = "0.1.0"
-description = "The ${name} sequential recommender as a slimkit backbone plugin."
+description = "${description}"
 readme = "README.md"
 requires-python = ">=3.10"
 dependencies = ["slimkit>=${slimkit_version}"]
 
 [project.optional-dependencies]
 test = ["pytest>=8"]
+'''
 
+# ---------------------------------------------------------------------------------------
+# backbone
+# ---------------------------------------------------------------------------------------
+_BACKBONE_PYPROJECT = Template(_PYPROJECT_PROJECT + '''
 # slimkit finds backbones through this entry point group: `backbone: {kind: ${name}}`.
 [project.entry-points."slimkit.backbones"]
 ${name} = "${package}:${component}"
@@ -158,8 +166,7 @@ builds a model (torch is not imported by ``slimkit plugins list``).
 from __future__ import annotations
 
 from pydantic import Field
-from slimkit.components import Component
-from slimkit.spec import BackboneParams
+from slimkit.plugins import BackboneParams, Component
 
 
 class ${cls}Params(BackboneParams):
@@ -180,7 +187,7 @@ ${component} = Component(
 _BACKBONE_MODEL = Template('''\
 """The ${name} backbone: replace the body with your model, keep the contract.
 
-slimkit's backbone contract (``slimkit.backbones`` docstring):
+slimkit's backbone contract (``slimkit.plugins.Backbone``):
 
 * built as ``${cls}(num_items, max_seq_len, **params)``;
 * ``item_embedding = nn.Embedding(num_items + 1, hidden_size, padding_idx=0)``;
@@ -189,7 +196,7 @@ slimkit's backbone contract (``slimkit.backbones`` docstring):
 * optional ``encode_embedded(emb (B, L, D), item_seq, lengths) -> (B, D)`` for fusion heads
   that enrich item embeddings with text (implement it: then every fusion head works).
 
-Padded positions must never change the output; ``slimkit.testing.check_backbone``
+Padded positions must never change the output; ``slimkit.plugins.check_backbone``
 checks that and the rest.
 """
 
@@ -234,10 +241,7 @@ _BACKBONE_TEST = Template('''\
 """${distribution}'s tests: slimkit's backbone contract, the entry point, the params."""
 
 import pytest
-from slimkit.components import implementation
-from slimkit.registry import registry
-from slimkit.spec import validate_spec
-from slimkit.testing import check_backbone
+from slimkit.plugins import check_backbone, implementation, registry, validate_spec
 from ${package}.model import ${cls}
 
 
@@ -274,28 +278,13 @@ backbone:
 
 * `src/${package}/__init__.py`: the params model and the entry point's target (light).
 * `src/${package}/model.py`: the model; replace its body, keep the contract.
-* `tests/${test_module}.py`: runs `slimkit.testing.check_backbone`.
+* `tests/${test_module}.py`: runs `slimkit.plugins.check_backbone`.
 ''')
 
 # ---------------------------------------------------------------------------------------
 # prompt
 # ---------------------------------------------------------------------------------------
-_PROMPT_PYPROJECT = Template('''\
-[build-system]
-requires = ["setuptools>=68"]
-build-backend = "setuptools.build_meta"
-
-[project]
-name = "${distribution}"
-version = "0.1.0"
-description = "The ${name} prompt templates for slimkit."
-readme = "README.md"
-requires-python = ">=3.10"
-dependencies = ["slimkit>=${slimkit_version}"]
-
-[project.optional-dependencies]
-test = ["pytest>=8"]
-
+_PROMPT_PYPROJECT = Template(_PYPROJECT_PROJECT + '''
 # `prompt: {teacher: ${name}-teacher, student: ${name}-student}` selects them.
 [project.entry-points."slimkit.prompts"]
 ${name}-teacher = "${package}:TEACHER"
@@ -318,7 +307,7 @@ for "Step 1:", "Step 2:" and "Step 3:" lines, which slimkit parses.
 
 from pathlib import Path
 
-from slimkit.prompts import PromptTemplate
+from slimkit.plugins import PromptTemplate
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -331,9 +320,7 @@ STUDENT = PromptTemplate.from_file(TEMPLATES / "${name}-student.txt", name="${na
 _PROMPT_TEST = Template('''\
 """${distribution}'s tests: slimkit's prompt contract and the entry points."""
 
-from slimkit.registry import registry
-from slimkit.spec import validate_spec
-from slimkit.testing import check_prompt
+from slimkit.plugins import check_prompt, registry, validate_spec
 from ${package} import STUDENT, TEACHER
 
 

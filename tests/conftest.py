@@ -10,8 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
+from helpers import REPO
 
 # Before any slimkit or litellm import in the test process.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -19,7 +18,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from slimkit.paths import data_dir, model_dir  # noqa: E402
+from slimkit.paths import data_dir, model_dir
 
 SHARED_DATA_DIR = str(data_dir())
 SHARED_MODEL_DIR = str(model_dir())

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from slimkit.cache import StageCache
+from slimkit.pipeline import stage_keys, stage_spec
 from slimkit.spec import validate_spec
-from slimkit.stages import stage_keys, stage_spec
 
 
 def test_same_spec_same_keys(tmp_path):

@@ -21,7 +21,7 @@ Backbone contract (what a plugin implements): an ``nn.Module`` constructed as
 Items are scored by dot product with item representations (``item_embedding.weight``)
 unless a fusion head says otherwise. Parameters are validated by the Params models below
 (strict, with the defaults of the papers / RecBole 1.2.1), so nonsensical sizes are spec
-errors before anything is built. ``tests/test_backbones.py`` checks the contract
+errors before anything is built. ``tests/backbones/test_backbones.py`` checks the contract
 (forward, backward, save, load) for every registered backbone.
 """
 
@@ -49,7 +49,7 @@ class SASRecParams(BackboneParams):
     )
 
     @model_validator(mode="after")
-    def _heads_divide_hidden(self) -> "SASRecParams":
+    def _heads_divide_hidden(self) -> SASRecParams:
         if self.hidden_size % self.num_heads:
             raise ValueError(
                 f"num_heads ({self.num_heads}) must divide hidden_size ({self.hidden_size}); "

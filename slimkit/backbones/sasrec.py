@@ -13,11 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def gather_last(hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """The hidden state at each row's last real position: (B, L, D), (B,) -> (B, D)."""
-    index = (lengths - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, hidden.size(-1))  # (B, 1, D)
-    return hidden.gather(1, index).squeeze(1)  # (B, D)
+from slimkit.backbones.base import ItemSequenceBackbone, gather_last
 
 
 class SelfAttentionBlock(nn.Module):
@@ -59,7 +55,7 @@ class SelfAttentionBlock(nn.Module):
         return self.ff_norm(x + self.dropout(ff))  # (B, L, D)
 
 
-class SASRec(nn.Module):
+class SASRec(ItemSequenceBackbone):
     """Causal Transformer over item + position embeddings; the last position represents the user."""
 
     def __init__(
@@ -76,13 +72,9 @@ class SASRec(nn.Module):
         layer_norm_eps: float = 1e-12,
         initializer_range: float = 0.02,
     ):
-        super().__init__()
         if hidden_size % num_heads:
             raise ValueError(f"num_heads ({num_heads}) must divide hidden_size ({hidden_size})")
-        self.num_items = num_items
-        self.max_seq_len = max_seq_len
-        self.hidden_size = hidden_size
-        self.item_embedding = nn.Embedding(num_items + 1, hidden_size, padding_idx=0)
+        super().__init__(num_items, max_seq_len, hidden_size)
         self.position_embedding = nn.Embedding(max_seq_len, hidden_size)
         self.input_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
         self.input_dropout = nn.Dropout(dropout)
@@ -103,16 +95,11 @@ class SASRec(nn.Module):
             if isinstance(module, nn.LayerNorm):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
-        with torch.no_grad():
-            self.item_embedding.weight[0].zero_()  # padding row
-
-    def forward(self, item_seq: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return self.encode_embedded(self.item_embedding(item_seq), item_seq, lengths)
+        self._zero_padding_row()
 
     def encode_embedded(
         self, emb: torch.Tensor, item_seq: torch.Tensor, lengths: torch.Tensor
     ) -> torch.Tensor:
-        """(B, L, D) item vectors, (B, L) items, (B,) lengths -> (B, D)."""
         length = emb.size(1)
         if length > self.max_seq_len:
             raise ValueError(f"sequence length {length} exceeds max_seq_len {self.max_seq_len}")

@@ -14,11 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def gather_last(hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """The hidden state at each row's last real position: (B, L, D), (B,) -> (B, D)."""
-    index = (lengths - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, hidden.size(-1))  # (B, 1, D)
-    return hidden.gather(1, index).squeeze(1)  # (B, D)
+from slimkit.backbones.base import ItemSequenceBackbone, gather_last
 
 
 def session_graphs(item_seq: torch.Tensor, lengths: torch.Tensor):
@@ -85,16 +81,12 @@ class GatedGraphCell(nn.Module):
         return candidate + update * (hidden - candidate)  # (B, N, D)
 
 
-class SRGNN(nn.Module):
+class SRGNN(ItemSequenceBackbone):
     """Gated GNN over the session graph; soft attention + last item give the user vector."""
 
     def __init__(self, num_items: int, max_seq_len: int, hidden_size: int = 64, steps: int = 1):
-        super().__init__()
-        self.num_items = num_items
-        self.max_seq_len = max_seq_len
-        self.hidden_size = hidden_size
+        super().__init__(num_items, max_seq_len, hidden_size)
         self.steps = steps
-        self.item_embedding = nn.Embedding(num_items + 1, hidden_size, padding_idx=0)
         self.cell = GatedGraphCell(hidden_size)
         self.linear_one = nn.Linear(hidden_size, hidden_size)
         self.linear_two = nn.Linear(hidden_size, hidden_size)
@@ -103,16 +95,11 @@ class SRGNN(nn.Module):
         bound = 1.0 / math.sqrt(hidden_size)
         for weight in self.parameters():
             nn.init.uniform_(weight, -bound, bound)
-        with torch.no_grad():
-            self.item_embedding.weight[0].zero_()  # padding row
-
-    def forward(self, item_seq: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return self.encode_embedded(self.item_embedding(item_seq), item_seq, lengths)
+        self._zero_padding_row()
 
     def encode_embedded(
         self, emb: torch.Tensor, item_seq: torch.Tensor, lengths: torch.Tensor
     ) -> torch.Tensor:
-        """(B, L, D) item vectors, (B, L) items, (B,) lengths -> (B, D)."""
         d = emb.size(2)
         alias, first, adj_in, adj_out = session_graphs(item_seq, lengths)
         nodes = emb.gather(1, first.unsqueeze(2).expand(-1, -1, d))  # (B, N=L, D) node vectors

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -52,13 +51,13 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main_options(
-    cache_dir: Optional[Path] = typer.Option(
+    cache_dir: Path | None = typer.Option(
         None,
         "--cache-dir",
         help="Cache directory for stage outputs and LLM responses (env: SLIMKIT_CACHE_DIR).",
         show_default=False,
     ),
-    threads: Optional[int] = typer.Option(
+    threads: int | None = typer.Option(
         None,
         "--threads",
         min=1,
@@ -90,7 +89,7 @@ cache_cmd.register(app)
 models_cmd.register(app)
 
 
-def main(argv: Optional[list[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors become one panel and exit code 2."""
     from slimkit.runtime import configure_environment
 
@@ -113,7 +112,7 @@ def main(argv: Optional[list[str]] = None) -> None:
 
 
 def _interrupted() -> None:
-    from slimkit.cli._common import stderr_console
+    from slimkit.console import stderr_console
 
     stderr_console().print(
         "[yellow]Interrupted.[/] Finished work is cached; run the same command again to resume."
@@ -139,7 +138,7 @@ def handle_exception(exc: BaseException) -> int:
         from rich.panel import Panel
         from rich.text import Text
 
-        from slimkit.cli._common import stderr_console
+        from slimkit.console import stderr_console
 
         body = Text(exc.message)
         for problem in exc.problems:

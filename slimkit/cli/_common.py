@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -28,10 +28,26 @@ SetOption = typer.Option(
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON on stdout, nothing else.")
 
 
-def load_spec_from_cli(config: Optional[Path], overrides: Optional[list[str]]) -> PipelineSpec:
+def load_spec_from_cli(config: Path | None, overrides: list[str] | None) -> PipelineSpec:
     from slimkit.spec import load_spec
 
     return load_spec(config, overrides or [])
+
+
+def run_stage(config: Path | None, overrides: list[str] | None, stage: str, *,
+              progress: bool = True):
+    """(spec, StageResult): the spec loaded from the options and ``stage`` run through the
+    pipeline (upstream stages first, every stage from the cache when unchanged)."""
+    from slimkit.pipeline import Pipeline
+
+    spec = load_spec_from_cli(config, overrides)
+    return spec, Pipeline(spec, progress=progress).run(stage)
+
+
+def stage_json(result: Any) -> dict[str, Any]:
+    """What ``--json`` prints for a stage command: stage, key, path, cached, summary."""
+    return {"stage": result.stage, "key": result.key, "path": str(result.path),
+            "cached": result.cached, "summary": result.summary}
 
 
 def print_json(data: Any) -> None:
@@ -39,13 +55,10 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
-def stderr_console():
-    from rich.console import Console
-
-    return Console(stderr=True)
-
-
-def stdout_console():
-    from rich.console import Console
-
-    return Console()
+def human_size(size: float) -> str:
+    """Bytes as B / KB / MB / GB for tables."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return str(size)

@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
-from slimkit.cli._common import JsonOption, print_json
+from slimkit.cli._common import JsonOption, human_size, print_json
 
 cache_app = typer.Typer(
     help="Inspect or clear cached stage outputs and LLM responses "
     "(location: --cache-dir, SLIMKIT_CACHE_DIR, or the user cache dir).",
     no_args_is_help=True,
 )
-
-
-def _human(size: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return str(size)
 
 
 @cache_app.command("info")
@@ -34,22 +24,22 @@ def info(as_json: bool = JsonOption) -> None:
         return
     from rich.table import Table
 
-    from slimkit.cli._common import stdout_console
+    from slimkit.console import stdout_console
 
-    table = Table(title=f"slimkit cache: {data['path']} ({_human(data['bytes'])})")
+    table = Table(title=f"slimkit cache: {data['path']} ({human_size(data['bytes'])})")
     table.add_column("stage / records")
     table.add_column("entries", justify="right")
     table.add_column("size", justify="right")
     for name, row in data["stages"].items():
-        table.add_row(name, str(row["entries"]), _human(row["bytes"]))
+        table.add_row(name, str(row["entries"]), human_size(row["bytes"]))
     for name, row in data["records"].items():
-        table.add_row(f"records: {name}", str(row["entries"]), _human(row["bytes"]))
+        table.add_row(f"records: {name}", str(row["entries"]), human_size(row["bytes"]))
     stdout_console().print(table)
 
 
 @cache_app.command("clear")
 def clear(
-    stage: Optional[str] = typer.Option(
+    stage: str | None = typer.Option(
         None, "--stage", help="Only this stage (data, teach, distill, encode, train, compare).",
         show_default=False,
     ),

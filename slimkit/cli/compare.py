@@ -41,11 +41,11 @@ def compare_command(
 
     Each row is one cached train stage run; rows that ran before are not trained again.
     """
-    from slimkit.stages.compare import METHODS, run_compare, table
+    from slimkit.compare import METHODS, run_compare, table
 
     spec = load_spec_from_cli(config, overrides)
+    from slimkit.compare import parse_list
     from slimkit.registry import registry
-    from slimkit.stages.compare import parse_list
 
     chosen_backbones = parse_list(backbones, registry("backbones").names(), "backbone")
     chosen_methods = parse_list(methods, list(METHODS), "method")
@@ -65,7 +65,7 @@ def compare_command(
 
         print_json(result.to_json())
         return
-    from slimkit.cli._common import stdout_console
+    from slimkit.console import stdout_console
 
     console = stdout_console()
     console.print(table(result))

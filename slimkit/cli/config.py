@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -17,9 +16,9 @@ config_app = typer.Typer(
 
 @config_app.command("validate")
 def validate(
-    file: Optional[Path] = typer.Argument(None, help="Spec file (YAML).", show_default=False),
-    config: Optional[Path] = ConfigOption,
-    overrides: Optional[list[str]] = SetOption,
+    file: Path | None = typer.Argument(None, help="Spec file (YAML).", show_default=False),
+    config: Path | None = ConfigOption,
+    overrides: list[str] | None = SetOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Check a spec: every problem is listed at once; exit code 2 if any."""
@@ -30,7 +29,7 @@ def validate(
     if as_json:
         print_json({"valid": True, "file": str(path) if path else None})
     else:
-        from slimkit.cli._common import stdout_console
+        from slimkit.console import stdout_console
 
         kinds = ", ".join(f"{s}={spec.section(s).kind}" for s in
                           ("dataset", "teacher", "student", "encoder", "backbone", "fusion"))
@@ -39,9 +38,9 @@ def validate(
 
 @config_app.command("show")
 def show(
-    file: Optional[Path] = typer.Argument(None, help="Spec file (YAML).", show_default=False),
-    config: Optional[Path] = ConfigOption,
-    overrides: Optional[list[str]] = SetOption,
+    file: Path | None = typer.Argument(None, help="Spec file (YAML).", show_default=False),
+    config: Path | None = ConfigOption,
+    overrides: list[str] | None = SetOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Print the fully resolved spec, defaults included, as YAML (or JSON)."""

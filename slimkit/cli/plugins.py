@@ -29,7 +29,7 @@ def list_plugins(as_json: bool = JsonOption) -> None:
         return
     from rich.table import Table
 
-    from slimkit.cli._common import stdout_console
+    from slimkit.console import stdout_console
 
     table = Table(title="slimkit components")
     for column in ("kind", "name", "distribution", "version", "status"):
@@ -65,7 +65,7 @@ def _report_scaffold(scaffold, as_json: bool) -> None:
             }
         )
         return
-    from slimkit.cli._common import stdout_console
+    from slimkit.console import stdout_console
 
     console = stdout_console()
     console.print(f"[green]✓[/] created {scaffold.distribution} in {scaffold.root}")

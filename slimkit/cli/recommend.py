@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -11,13 +11,13 @@ from slimkit.cli._common import ConfigOption, JsonOption, SetOption
 
 
 def recommend_command(
-    config: Optional[Path] = ConfigOption,
-    overrides: Optional[list[str]] = SetOption,
-    user: Optional[str] = typer.Option(
+    config: Path | None = ConfigOption,
+    overrides: list[str] | None = SetOption,
+    user: str | None = typer.Option(
         None, "--user", "-u", help="Raw user id as in the dataset's files, e.g. 196.",
         show_default=False,
     ),
-    history: Optional[str] = typer.Option(
+    history: str | None = typer.Option(
         None,
         "--history",
         help="A new user: their items (raw ids, comma separated, oldest first); the student "
@@ -57,7 +57,7 @@ def show(result: dict[str, Any]) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from slimkit.cli._common import stdout_console
+    from slimkit.console import stdout_console
     from slimkit.recommend import RECENT_HISTORY
 
     console = stdout_console()

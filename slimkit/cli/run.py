@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -11,15 +10,15 @@ from slimkit.cli._common import ConfigOption, JsonOption, SetOption
 
 
 def run_command(
-    config: Optional[Path] = ConfigOption,
-    overrides: Optional[list[str]] = SetOption,
-    until: Optional[str] = typer.Option(
+    config: Path | None = ConfigOption,
+    overrides: list[str] | None = SetOption,
+    until: str | None = typer.Option(
         None,
         "--until",
         help="Stop after this stage (data, teach, distill, encode, train).",
         show_default=False,
     ),
-    force: Optional[str] = typer.Option(
+    force: str | None = typer.Option(
         None,
         "--force",
         help="Recompute this stage and every stage after it (their cached outputs are "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -11,8 +10,8 @@ from slimkit.cli._common import ConfigOption, JsonOption, SetOption
 
 
 def status_command(
-    config: Optional[Path] = ConfigOption,
-    overrides: Optional[list[str]] = SetOption,
+    config: Path | None = ConfigOption,
+    overrides: list[str] | None = SetOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Show per stage whether it is cached, stale (and which setting changed) or missing."""
@@ -26,7 +25,7 @@ def status_command(
         return
     from rich.table import Table
 
-    from slimkit.cli._common import stdout_console
+    from slimkit.console import stdout_console
 
     styles = {"cached": "green", "stale": "yellow", "missing": "red", "skipped": "dim"}
     table = Table(title=f"slimkit status: {spec.source or 'built-in defaults'}", title_justify="left")

@@ -52,14 +52,12 @@ def teach_command(
     as_json: bool = JsonOption,
 ) -> None:
     """Sample users and have the teacher LLM write a three-step rationale for each (cached per request, resumable)."""
-    from slimkit.cli._common import load_spec_from_cli, print_json, stderr_console, stdout_console
-    from slimkit.stages.teach import run_teach
+    from slimkit.cli._common import print_json, run_stage, stage_json
+    from slimkit.console import stderr_console, stdout_console
 
-    spec = load_spec_from_cli(config, overrides)
-    result = run_teach(spec, progress=True)
+    _, result = run_stage(config, overrides, "teach")
     if as_json:
-        print_json({"stage": "teach", "key": result.key, "path": str(result.path),
-                    "cached": result.cached, "summary": result.summary})
+        print_json(stage_json(result))
         return
     stdout_console().print(summary_table(result.summary, result.cached))
     stdout_console().print(f"Rationales: {result.path / 'rationales.jsonl'}")

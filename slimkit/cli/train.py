@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -11,20 +11,17 @@ from slimkit.cli._common import ConfigOption, JsonOption, SetOption
 
 
 def train_command(
-    config: Optional[Path] = ConfigOption,
-    overrides: Optional[list[str]] = SetOption,
+    config: Path | None = ConfigOption,
+    overrides: list[str] | None = SetOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Train a backbone with its fusion head and evaluate it (full ranking, HR/NDCG/MRR, popularity bias)."""
-    from slimkit.cli._common import load_spec_from_cli, print_json, stderr_console, stdout_console
+    from slimkit.artifacts.trained import read_metrics
+    from slimkit.cli._common import print_json, run_stage
+    from slimkit.console import stderr_console, stdout_console
 
-    spec = load_spec_from_cli(config, overrides)
-    from slimkit.stages.train import run_train
-
-    result = run_train(spec, progress=True)
-    import json
-
-    report = json.loads((Path(result.path) / "metrics.json").read_text())
+    _, result = run_stage(config, overrides, "train")
+    report = read_metrics(result.path)
     report["cached"] = result.cached
     report["path"] = str(result.path)
     if as_json:

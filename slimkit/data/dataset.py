@@ -2,13 +2,14 @@
 
 Users are indexed ``0..U-1`` and items ``1..N`` (``0`` is padding). Each user's events are
 in chronological order (stable on equal timestamps). The chronological leave-one-out
-split is positional:
+split is positional (:data:`TARGET_FROM_END`):
 
 * ``train_items(u)``  = ``sequence[:-2]``  (also the only history a rationale may see)
 * ``valid_target(u)`` = ``sequence[-2]``   (input: ``sequence[:-2]``)
 * ``test_target(u)``  = ``sequence[-1]``   (input: ``sequence[:-1]``)
 
-Every user has at least 3 events.
+Every user has at least 3 events. The trainer's samples (:mod:`slimkit.training.samples`)
+take their targets and inputs from the same positions, for all users at once.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+TARGET_FROM_END = {"valid": 2, "test": 1}
+"""Where each held-out target sits, counted from the end of a user's sequence; the items
+before the validation target are the training part."""
 
 
 @dataclass
@@ -58,21 +63,13 @@ class PreparedDataset:
 
     def train_items(self, user: int) -> np.ndarray:
         """Items before the validation and test targets: all a rationale may see."""
-        return self.sequence(user)[:-2]
+        return self.sequence(user)[: -TARGET_FROM_END["valid"]]
 
     def valid_target(self, user: int) -> int:
-        return int(self.sequence(user)[-2])
+        return int(self.sequence(user)[-TARGET_FROM_END["valid"]])
 
     def test_target(self, user: int) -> int:
-        return int(self.sequence(user)[-1])
-
-    def valid_input(self, user: int) -> np.ndarray:
-        """Model input for the validation target: the last ``max_seq_len`` training items."""
-        return self.sequence(user)[:-2][-self.max_seq_len :]
-
-    def test_input(self, user: int) -> np.ndarray:
-        """Model input for the test target: the last ``max_seq_len`` items before it."""
-        return self.sequence(user)[:-1][-self.max_seq_len :]
+        return int(self.sequence(user)[-TARGET_FROM_END["test"]])
 
     def user_index(self, raw_id: str) -> int:
         """Index of a raw user id; raises KeyError when unknown."""

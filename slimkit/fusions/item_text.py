@@ -22,6 +22,20 @@ from slimkit.fusions.base import Recommender
 FUSION_MODES = ("concat", "add", "gate")
 
 
+def row_standardization(
+    vectors: torch.Tensor, present: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(mean (1, E), scale ())`` of the present rows: ``(row - mean) / scale`` centres them
+    and gives them unit mean norm. No present row: mean 0, scale 1 (the identity)."""
+    vectors = vectors.detach().float()
+    if int(present.sum()) == 0:
+        return vectors.new_zeros(1, vectors.size(-1)), vectors.new_ones(())
+    rows = vectors[present]  # (P, E)
+    mean = rows.mean(dim=0, keepdim=True)  # (1, E)
+    scale = (rows - mean).norm(dim=-1).mean().clamp(min=1e-8)  # ()
+    return mean, scale
+
+
 def standardize_rows(vectors: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
     """Centre the present rows and scale them to unit mean norm; absent rows stay zero.
 
@@ -30,11 +44,9 @@ def standardize_rows(vectors: torch.Tensor, present: torch.Tensor) -> torch.Tens
     vectors = vectors.detach().float()
     if int(present.sum()) == 0:
         return torch.zeros_like(vectors)
-    rows = vectors[present]  # (P, E)
-    centred = rows - rows.mean(dim=0, keepdim=True)  # (P, E)
-    scale = centred.norm(dim=-1).mean().clamp(min=1e-8)
+    mean, scale = row_standardization(vectors, present)
     out = torch.zeros_like(vectors)
-    out[present] = centred / scale
+    out[present] = (vectors[present] - mean) / scale  # (P, E)
     return out
 
 

@@ -1,4 +1,9 @@
-"""The plain backbone as a Recommender: no side information, dot product with item IDs."""
+"""Fusion ``none``: the backbone alone, no side information; items are its ID embeddings.
+
+One name throughout: registry ``none``, :class:`~slimkit.fusions.NoFusionParams`,
+:class:`NoFusionRecommender`, :func:`build_no_fusion` (``slimkit compare`` calls this row
+"plain", the paper's name for a backbone without features).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from torch import nn
 from slimkit.fusions.base import Recommender
 
 
-class PlainRecommender(Recommender):
+class NoFusionRecommender(Recommender):
     """User = backbone(sequence); item = the backbone's item ID embedding."""
 
     def forward(
@@ -20,13 +25,13 @@ class PlainRecommender(Recommender):
         return self.backbone.item_embedding.weight  # (N + 1, D)
 
 
-def build_plain(
+def build_no_fusion(
     backbone: nn.Module,
     *,
     num_users: int,
     num_items: int,
     item_vectors: torch.Tensor | None = None,
     rationale_vectors: torch.Tensor | None = None,
-) -> PlainRecommender:
+) -> NoFusionRecommender:
     """Fusion kind ``none``: side information, if any is passed, is ignored."""
-    return PlainRecommender(backbone, num_users=num_users, num_items=num_items)
+    return NoFusionRecommender(backbone, num_users=num_users, num_items=num_items)

@@ -24,10 +24,9 @@ from slimkit.fusions.item_text import (
     ItemSide,
     TextFusion,
     check_side_info,
-    present_rows,
     require_encode_embedded,
-    standardize_rows,
 )
+from slimkit.fusions.user_rationales import append_rationale, register_rationales
 
 
 class SlimRecommender(Recommender):
@@ -52,13 +51,8 @@ class SlimRecommender(Recommender):
         if self.fuse_inputs:
             require_encode_embedded(backbone, "fusion.fuse_inputs")
         self.items = ItemSide(backbone, item_vectors, mode, dropout, standardize)
-        present = present_rows(rationale_vectors)  # (U,)
-        rationale = (
-            standardize_rows(rationale_vectors, present) if standardize else rationale_vectors.float()
-        )
-        self.register_buffer("rationale", rationale, persistent=False)  # (U, E)
-        self.register_buffer("has_rationale", present, persistent=False)  # (U,)
-        self.user_fusion = TextFusion(rationale.size(1), self.hidden_size, mode, dropout)
+        register_rationales(self, rationale_vectors, standardize)  # rationale (U, E), ...
+        self.user_fusion = TextFusion(self.rationale.size(1), self.hidden_size, mode, dropout)
         self.rationale_dropout = rationale_dropout
 
     def item_matrix(self) -> torch.Tensor:
@@ -81,6 +75,10 @@ class SlimRecommender(Recommender):
 
     def forward(self, item_seq, lengths, users):
         return self._user(item_seq, lengths, users)
+
+    def add_user(self, rationale_vector: torch.Tensor) -> int:
+        """Append a user from a raw rationale vector (E,), standardised like the others."""
+        return append_rationale(self, rationale_vector)
 
     def score_all(self, item_seq, lengths, users):
         matrix = self.item_matrix()  # (N+1, D), once for inputs and scores

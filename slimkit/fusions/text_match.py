@@ -28,6 +28,7 @@ from slimkit.fusions.item_text import (
     require_encode_embedded,
     standardize_rows,
 )
+from slimkit.fusions.user_rationales import append_rationale, register_rationales
 
 
 class TextMatchRecommender(Recommender):
@@ -53,14 +54,11 @@ class TextMatchRecommender(Recommender):
         self.temperature = temperature
         item_present = present_rows(item_vectors)
         item_present[0] = False
-        user_present = present_rows(rationale_vectors)
         if standardize:
             item_vectors = standardize_rows(item_vectors, item_present)
-            rationale_vectors = standardize_rows(rationale_vectors, user_present)
         self.register_buffer("item_text", item_vectors.float(), persistent=False)  # (N+1, E)
         self.register_buffer("item_present", item_present, persistent=False)  # (N+1,)
-        self.register_buffer("rationale", rationale_vectors.float(), persistent=False)  # (U, E)
-        self.register_buffer("has_rationale", user_present, persistent=False)  # (U,)
+        register_rationales(self, rationale_vectors, standardize)  # rationale (U, E), ...
         self.transform = nn.Linear(item_vectors.size(1), hidden_size)  # g_t: E -> H
         self.missing = nn.Parameter(torch.zeros(hidden_size))  # users without a rationale
         self.dropout = nn.Dropout(dropout)
@@ -96,6 +94,10 @@ class TextMatchRecommender(Recommender):
 
     def forward(self, item_seq, lengths, users):
         return self._user(item_seq, lengths, users)
+
+    def add_user(self, rationale_vector: torch.Tensor) -> int:
+        """Append a user from a raw rationale vector (E,), standardised like the others."""
+        return append_rationale(self, rationale_vector)
 
     def score_all(self, item_seq, lengths, users):
         items = self._items()  # (N+1, H), once for the history and the scores

@@ -1,30 +1,25 @@
-"""The ``data`` stage: load the dataset the spec names and prepare it, once.
+"""Stage ``data``: load the dataset the spec names and prepare it.
 
-Output (``PreparedDataset.save``): ``interactions.npz``, ``dataset.json``, plus
+Writes (``PreparedDataset.save``) ``interactions.npz`` and ``dataset.json``, plus
 ``summary.json`` (what ``slimkit data stats`` prints) and ``inputs.json`` (size and
-modification time of every input file). The key covers the dataset section of the spec;
-``inputs.json`` catches the one thing the key cannot see, an input file edited in place,
-and recomputes the stage then.
+modification time of every input file). The stage key covers the dataset section;
+``inputs.json`` catches what the key cannot see, an input file edited in place:
+:func:`changed_inputs` names such files and the pipeline prepares the data again.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
-from slimkit.cache import StageCache
-from slimkit.components import implementation
-from slimkit.data.dataset import PreparedDataset
-from slimkit.registry import component_versions
-from slimkit.spec import PipelineSpec
-from slimkit.stages import StageResult, stage_keys, stage_spec
+from slimkit.artifacts.files import read_json, write_json, write_summary
+from slimkit.console import status
+from slimkit.factories import load_dataset
 
 log = logging.getLogger(__name__)
 
-STAGE = "data"
+INPUTS_FILE = "inputs.json"
 
 
 def input_files(params: Any) -> list[Path]:
@@ -51,9 +46,10 @@ def fingerprint(params: Any) -> dict[str, list[int]]:
     return out
 
 
-def _changed_inputs(folder: Path, params: Any) -> list[str]:
+def changed_inputs(folder: Path, params: Any) -> list[str]:
+    """Input files that changed since the data in ``folder`` was prepared from them."""
     try:
-        recorded = json.loads((folder / "inputs.json").read_text(encoding="utf-8"))
+        recorded = read_json(Path(folder) / INPUTS_FILE)
     except (OSError, ValueError):
         return []
     current = fingerprint(params)
@@ -67,63 +63,18 @@ def _changed_inputs(folder: Path, params: Any) -> list[str]:
     return changed
 
 
-def _status(progress: bool, text: str):
-    from contextlib import nullcontext
-
-    if not progress:
-        return nullcontext()
-    from rich.console import Console
-
-    return Console(stderr=True).status(text)
-
-
-def run_data(
-    spec: PipelineSpec, cache: StageCache | None = None, *, progress: bool = True
-) -> StageResult:
-    """Prepare the spec's dataset, or take it from the cache."""
-    cache = cache or StageCache()
-    key = stage_keys(spec, cache)[STAGE]
-    params = spec.dataset
-    hit = cache.get(STAGE, key)
-    if hit is not None:
-        changed = _changed_inputs(hit, params)
-        if changed:
-            cache.invalidate(STAGE, key, f"input file(s) changed since: {', '.join(changed)}")
-        else:
-            summary = json.loads((hit / "summary.json").read_text(encoding="utf-8"))
-            return StageResult(STAGE, key, hit, cached=True, summary=summary)
+def prepare_data(params: Any, out: Path, *, progress: bool = True) -> dict[str, Any]:
+    """Read the dataset a ``dataset`` section names, prepare it and save it into ``out``;
+    returns the summary (users, items, interactions, ...)."""
     from slimkit.data.prepare import prepare
     from slimkit.data.stats import dataset_stats
 
-    start = time.perf_counter()
-    loader = implementation("datasets", params.kind)
-    with _status(progress, f"Reading the {params.kind} dataset ..."):
-        raw = loader(params)
-    with _status(progress, f"Preparing {raw.num_events:,} interactions ..."):
+    with status(f"Reading the {params.kind} dataset ...", progress):
+        raw = load_dataset(params)
+    with status(f"Preparing {raw.num_events:,} interactions ...", progress):
         dataset = prepare(raw, params)
     summary = dataset_stats(dataset)
-    seconds = time.perf_counter() - start
-    versions = component_versions([("datasets", params.kind)])
-    with cache.write(STAGE, key, stage_spec(spec, STAGE), versions, summary) as out:
-        dataset.save(out)
-        (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-        (out / "inputs.json").write_text(
-            json.dumps(fingerprint(params), indent=2), encoding="utf-8"
-        )
-    return StageResult(
-        STAGE, key, cache.path(STAGE, key), cached=False, seconds=seconds, summary=summary
-    )
-
-
-def load_prepared(
-    spec: PipelineSpec, cache: StageCache | None = None, *, progress: bool = True
-) -> PreparedDataset:
-    """The prepared dataset of the spec: from the cache, or prepared now."""
-    cache = cache or StageCache()
-    result = run_data(spec, cache, progress=progress)
-    try:
-        return PreparedDataset.load(result.path)
-    except (OSError, ValueError, KeyError) as exc:
-        cache.invalidate(STAGE, result.key, f"cannot load the prepared dataset: {exc}")
-        result = run_data(spec, cache, progress=progress)
-        return PreparedDataset.load(result.path)
+    dataset.save(out)
+    write_summary(out, summary)
+    write_json(out / INPUTS_FILE, fingerprint(params))
+    return summary

@@ -25,7 +25,17 @@ class HFLoraStudentParams(StudentParams):
     target_modules: Optional[list[str]] = Field(
         None, description="Modules to adapt; empty: a default per architecture (q/v projections)."
     )
-    quantize_4bit: bool = Field(False, description="QLoRA: load the base in 4 bit (CUDA + bitsandbytes).")
+    precision: Literal["auto", "none", "bf16", "int8", "4bit"] = Field(
+        "auto",
+        description="Weights for training and generation. Training: 4bit is QLoRA (the base "
+        "loaded in 4 bit, NF4; CUDA + bitsandbytes), every other value trains the model in "
+        "its own precision. Generation: auto (bf16 on a CPU with native bfloat16, i.e. "
+        "AVX512-BF16 or AMX, else none), none (the model's own precision), bf16 (bfloat16 "
+        "body, float32 output head: measured 2.3x float32 on one core with the same "
+        "three-step share, 0.77 vs 0.78), int8 (dynamic quantisation, CPU: fast but measured "
+        "to erase much of what LoRA taught, 3-step share 0.2), 4bit (the 4-bit model). "
+        "Same values and meaning as teacher.precision.",
+    )
     epochs: int = Field(1, ge=1, description="Training epochs over the teacher's rationales.")
     lr: float = Field(2e-4, gt=0, description="Learning rate.")
     warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Share of steps spent warming up.")
@@ -58,14 +68,7 @@ class HFLoraStudentParams(StudentParams):
     max_steps: Optional[int] = Field(
         None, ge=1, description="Stop training after this many optimizer steps (empty: all epochs)."
     )
-    gen_quantize: Literal["auto", "none", "bf16", "int8"] = Field(
-        "auto",
-        description="Generation weights: auto (bf16 on a CPU with native bfloat16, i.e. "
-        "AVX512-BF16 or AMX, else none), none (the model's own precision), bf16 (bfloat16 "
-        "body, float32 output head: measured 2.3x float32 on one core with the same "
-        "three-step share, 0.77 vs 0.78), or int8 (dynamic quantisation, CPU: fast but "
-        "measured to erase much of what LoRA taught, 3-step share 0.2).",
-    )
+
 
 
 HF_LORA = Component(

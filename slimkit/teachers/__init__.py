@@ -68,12 +68,14 @@ class LocalTeacherParams(TeacherParams):
         description="Write the 'Step N:' headers and let the model fill each step (tiny models "
         "do not keep the three-step format on their own). Off for capable local models.",
     )
-    quantize: Literal["none", "bf16", "int8", "auto"] = Field(
+    precision: Literal["auto", "none", "bf16", "int8", "4bit"] = Field(
         "auto",
-        description="Decoding weights: auto (bf16 on a CPU with native bfloat16, i.e. "
-        "AVX512-BF16 or AMX, else none), none (float32), bf16 (bfloat16 body, float32 "
-        "output head: measured 2.0x float32 on one core, 32/32 answers in three steps), or "
-        "int8 (dynamic int8 linear layers, CPU; ~1.7x, but SmolLM2-135M drifts off topic).",
+        description="Decoding weights (the teacher only generates): auto (bf16 on a CPU with "
+        "native bfloat16, i.e. AVX512-BF16 or AMX, else none), none (float32), bf16 "
+        "(bfloat16 body, float32 output head: measured 2.0x float32 on one core, 32/32 "
+        "answers in three steps), int8 (dynamic int8 linear layers, CPU; ~1.7x, but "
+        "SmolLM2-135M drifts off topic), or 4bit (the model loaded in 4 bit on the GPU; "
+        "CUDA + bitsandbytes). Same values and meaning as student.precision.",
     )
     workers: Optional[int] = Field(
         None,
@@ -89,7 +91,7 @@ class LocalTeacherParams(TeacherParams):
 LOCAL = Component(
     params=LocalTeacherParams,
     impl="slimkit.teachers.local:LocalTeacher",
-    help="An in-process LLM (default SmolLM2-135M-Instruct) served through litellm; offline.",
+    help="An in-process LLM (default SmolLM2-135M-Instruct), called directly; offline.",
 )
 
 

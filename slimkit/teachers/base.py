@@ -1,7 +1,7 @@
 """What every teacher shares: the job it gets, the row it writes, how progress is shown.
 
 A teacher implementation is built from its spec parameters (plain keyword arguments) and
-has one method that matters::
+has one method that matters (the whole contract: :class:`slimkit.teachers.protocol.Teacher`)::
 
     teacher.teach(jobs, context) -> list[dict]   # one rationales.jsonl row per job
 
@@ -45,11 +45,20 @@ class TeachStats:
     malformed_retries: int = 0
     spent_usd: float = 0.0
     cost_unknown: int = 0
-    stopped: str | None = None  # why the run stopped early (budget, fatal error)
+    stopped: str | None = None  # why the run stopped early (budget, fatal error): the teacher sets it
     errors: dict[str, int] = field(default_factory=dict)
+    generated_tokens: int = 0  # in-process teachers: tokens decoded this run
+    generation_seconds: float = 0.0  # and the seconds spent decoding them
 
     def count_error(self, kind: str) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + 1
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        """Decoding speed of an in-process teacher this run (None when nothing was decoded)."""
+        if not self.generation_seconds:
+            return None
+        return self.generated_tokens / self.generation_seconds
 
 
 class Progress:
@@ -61,27 +70,10 @@ class Progress:
         self.cost = 0.0
         self._bar = None
         if enabled and total:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-            from rich.progress import Progress as RichProgress
+            from slimkit.console import progress_bar
 
-            self._bar = RichProgress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[status]}"),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                console=Console(stderr=True),
-                transient=False,
-            )
-            self._task = self._bar.add_task(label, total=total, status="")
+            self._bar = progress_bar("{task.fields[status]}")
+            self._task = self._bar.add_task(f"[bold]{label}", total=total, status="")
             self._bar.start()
 
     def update(self, *, status: str, cached: bool = False, cost: float | None = None) -> None:

@@ -36,8 +36,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from slimkit.errors import SlimkitError
-from slimkit.rationale import parse_steps
-from slimkit.teachers.base import TeachContext, TeacherJob, make_row, record_key
+from slimkit.teachers.base import TeachContext, TeacherJob, make_row
+from slimkit.teachers.chat import ChatTeacher
 
 DUMMY_API_KEY = "sk-slimkit-no-key-needed"
 """Sent to self-hosted OpenAI-compatible servers; litellm refuses to call without a key."""
@@ -53,7 +53,6 @@ LOCAL_PROVIDERS = {
     "custom_openai",
     "xinference",
     "oobabooga",
-    "local",
 }
 """Providers that run on the user's own machines: no API key, no price list."""
 
@@ -142,7 +141,7 @@ def _retry_after(exc: BaseException) -> float | None:
         return None
 
 
-class LiteLLMTeacher:
+class LiteLLMTeacher(ChatTeacher):
     """Writes rationales with any chat model litellm can call (see the module docstring)."""
 
     def __init__(
@@ -168,11 +167,12 @@ class LiteLLMTeacher:
         num_users: int | None = None,  # used by the stage (sampling), not here
         seed: int | None = None,
     ):
+        super().__init__(temperature=temperature, max_tokens=max_tokens,
+                         retry_temperature=retry_temperature,
+                         max_malformed_retries=max_malformed_retries)
         self.model = model
         self.api_base = api_base
         self.api_key_env = api_key_env
-        self.temperature = temperature
-        self.max_tokens = max_tokens
         self.timeout = timeout
         self.concurrency = concurrency
         self.requests_per_minute = requests_per_minute
@@ -183,9 +183,6 @@ class LiteLLMTeacher:
         self.input_cost = input_cost_per_million_tokens
         self.output_cost = output_cost_per_million_tokens
         self.allow_unknown_model = allow_unknown_model
-        self.retry_temperature = retry_temperature
-        self.max_malformed_retries = max_malformed_retries
-        self._stop: str | None = None
         self._litellm = None
         self._inflight = 0
         self._paid_requests = 0
@@ -195,16 +192,6 @@ class LiteLLMTeacher:
     def label(self) -> str:
         """The model name written into every row."""
         return self.model
-
-    def sampling(self, attempt: int) -> dict[str, Any]:
-        """Sampling parameters of the ``attempt``-th ask (0: first); part of the cache key."""
-        temperature = self.temperature
-        if attempt > 0 and temperature == 0:
-            temperature = self.retry_temperature
-        params: dict[str, Any] = {"temperature": temperature, "max_tokens": self.max_tokens}
-        if attempt > 0:
-            params["seed"] = attempt  # a new sample, not the cached malformed one
-        return params
 
     # -- credentials ------------------------------------------------------------------
     def _provider(self) -> str:
@@ -280,7 +267,7 @@ class LiteLLMTeacher:
                 "Check the spelling; for a model newer than litellm's list, set "
                 "teacher.allow_unknown_model: true."
             )
-        if self.max_cost_usd is not None and provider != "local" and not self.price_known():
+        if self.max_cost_usd is not None and not self.price_known():
             problems.append(
                 f"teacher.max_cost_usd is set, but litellm has no price for '{self.model}', so "
                 "the budget cannot be enforced. Set teacher.input_cost_per_million_tokens and "
@@ -300,59 +287,9 @@ class LiteLLMTeacher:
             )
 
     # -- the run ------------------------------------------------------------------------
-    def teach(self, jobs: Sequence[TeacherJob], ctx: TeachContext) -> list[dict[str, Any]]:
-        """One row per job, in job order. Cached answers first; then pre-flight; then requests."""
-        rows: dict[int, dict[str, Any]] = {}
-        pending: list[TeacherJob] = []
-        for job in jobs:
-            row = self._from_cache(job, ctx)
-            if row is None:
-                pending.append(job)
-            else:
-                rows[job.user_index] = row
-                ctx.progress.update(status=row["status"], cached=True, cost=None)
-        if pending:
-            self.prepare()
-            self.preflight(pending)
-            for row in _run_async(self._run(pending, ctx)):
-                rows[row["user_index"]] = row
-        return [rows[job.user_index] for job in jobs]
-
-    def prepare(self) -> None:
-        """Hook run before pre-flight (the local teacher registers its model here)."""
-
-    def _from_cache(self, job: TeacherJob, ctx: TeachContext) -> dict[str, Any] | None:
-        """The row of a job whose every needed answer is cached, else None."""
-        if ctx.records is None:
-            return None
-        answers = []
-        for attempt in range(1 + self.max_malformed_retries):
-            record = ctx.records.get(record_key(self.label, job.messages, self.sampling(attempt)))
-            if record is None:
-                return None
-            answers.append(record)
-            if parse_steps(record["text"]) is not None:
-                break
-        ctx.stats.responses_cached += len(answers)
-        return self._row(job, answers, cached=len(answers))
-
-    def _row(self, job: TeacherJob, answers: list[dict[str, Any]], cached: int) -> dict[str, Any]:
-        last = answers[-1]
-        costs = [a.get("cost_usd") for a in answers]
-        well_formed = parse_steps(last["text"]) is not None
-        return make_row(
-            job,
-            model=self.label,
-            text=last["text"],
-            status="done",
-            error=None if well_formed else f"no three steps after {len(answers)} answer(s)",
-            prompt_tokens=sum(a.get("prompt_tokens", 0) for a in answers),
-            completion_tokens=sum(a.get("completion_tokens", 0) for a in answers),
-            cost_usd=None if any(c is None for c in costs) else sum(costs),
-            latency_s=sum(a.get("latency_s", 0.0) for a in answers),
-            cached=cached == len(answers),
-            attempts=len(answers),
-        )
+    def answer(self, jobs: Sequence[TeacherJob], ctx: TeachContext) -> list[dict[str, Any]]:
+        """Ask the model for every job, concurrently (see the module docstring)."""
+        return _run_async(self._run(jobs, ctx))
 
     async def _run(self, jobs: Sequence[TeacherJob], ctx: TeachContext) -> list[dict[str, Any]]:
         semaphore = asyncio.Semaphore(self.concurrency)
@@ -373,15 +310,13 @@ class LiteLLMTeacher:
         answers: list[dict[str, Any]] = []
         cached = 0
         for attempt in range(1 + self.max_malformed_retries):
-            sampling = self.sampling(attempt)
-            key = record_key(self.label, job.messages, sampling)
-            record = ctx.records.get(key) if ctx.records is not None else None
+            key, record = self.lookup(job, attempt, ctx)
             if record is not None:
                 cached += 1
-                ctx.stats.responses_cached += 1
             else:
                 try:
-                    record = await self._request(job.messages, sampling, ctx, semaphore, limiter)
+                    record = await self._request(job.messages, self.sampling(attempt), ctx,
+                                                 semaphore, limiter)
                 except (_NotSent, _GaveUp) as exc:
                     if answers:  # keep the malformed answer we have
                         break
@@ -390,11 +325,9 @@ class LiteLLMTeacher:
                 if ctx.records is not None:
                     ctx.records.set(key, record)
             answers.append(record)
-            if parse_steps(record["text"]) is not None:
+            if not self.ask_again(record, attempt, ctx):
                 break
-            if attempt < self.max_malformed_retries:
-                ctx.stats.malformed_retries += 1
-        return self._row(job, answers, cached)
+        return self.row(job, answers, cached)
 
     def _call_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"timeout": self.timeout, "max_retries": 0, "num_retries": 0}
@@ -421,10 +354,10 @@ class LiteLLMTeacher:
         last_error = "no attempt"
         for retry in range(self.max_retries + 1):
             async with semaphore:
-                if self._stop is None and self._budget_reached(ctx):
-                    self._stop = f"budget reached (max_cost_usd={self.max_cost_usd})"
-                if self._stop:
-                    raise _NotSent(f"not sent: {self._stop}")
+                if stats.stopped is None and self._budget_reached(ctx):
+                    stats.stopped = f"budget reached (max_cost_usd={self.max_cost_usd})"
+                if stats.stopped:
+                    raise _NotSent(f"not sent: {stats.stopped}")
                 await limiter.wait()
                 stats.requests_sent += 1
                 self._inflight += 1
@@ -438,7 +371,7 @@ class LiteLLMTeacher:
                     stats.count_error(kind)
                     last_error = f"{kind}: {self._scrub(str(exc)).strip()[:300]}"
                     if fatal:
-                        self._stop = f"stopped after {last_error}"
+                        stats.stopped = f"stopped after {last_error}"
                         raise _GaveUp(last_error) from None
                     if not retryable:
                         raise _GaveUp(last_error) from None

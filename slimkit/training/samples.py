@@ -1,5 +1,10 @@
 """Training and evaluation samples as views into the flat event array.
 
+This is slimkit's chronological leave-one-out split, for all users at once: targets sit
+at :data:`~slimkit.data.dataset.TARGET_FROM_END` (validation ``sequence[-2]``, test
+``sequence[-1]``); training samples predict each item of ``sequence[:-2]`` from the
+items before it.
+
 A sample is ``(user, start, length, target)``: its input is
 ``items[start : start + length]`` (at most ``max_seq_len`` most recent items before the
 target), right-padded into a batch by :func:`gather_batch`. Nothing is copied per sample,
@@ -12,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from slimkit.data.dataset import TARGET_FROM_END
 from slimkit.errors import DataError
 
 
@@ -43,7 +49,7 @@ def training_samples(offsets: np.ndarray, items: np.ndarray, max_seq_len: int) -
     """One sample per prefix of each user's training part ``sequence[:-2]`` (as RecBole):
     targets are positions ``1 .. n-3``, inputs everything before them (last ``max_seq_len``)."""
     offsets = np.asarray(offsets, dtype=np.int64)
-    train_len = np.diff(offsets) - 2  # (U,) length of sequence[:-2]
+    train_len = np.diff(offsets) - TARGET_FROM_END["valid"]  # (U,) length of sequence[:-2]
     per_user = np.maximum(train_len - 1, 0)  # (U,) samples per user
     total = int(per_user.sum())
     if total == 0:
@@ -69,9 +75,8 @@ def evaluation_samples(
             f"{int((n < 3).sum())} users have fewer than 3 interactions; leave-one-out needs 3.",
             hint="The data stage drops such users; prepare the dataset with slimkit's data stage.",
         )
-    back = {"valid": 2, "test": 1}[split]
     users = np.arange(len(n))
-    return _samples_at(offsets, items, users, n - back, max_seq_len)
+    return _samples_at(offsets, items, users, n - TARGET_FROM_END[split], max_seq_len)
 
 
 def history_pairs(offsets: np.ndarray, items: np.ndarray, split: str):
@@ -79,12 +84,27 @@ def history_pairs(offsets: np.ndarray, items: np.ndarray, split: str):
     plus ``pointer`` ``(U + 1,)``: user u's pairs are ``[pointer[u], pointer[u+1])``."""
     offsets = np.asarray(offsets, dtype=np.int64)
     n = np.diff(offsets)
-    keep = n - {"valid": 2, "test": 1}[split]  # history length per user
+    keep = n - TARGET_FROM_END[split]  # history length per user
     users = np.repeat(np.arange(len(n)), n)
     position = np.arange(len(items)) - np.repeat(offsets[:-1], n)
     mask = position < np.repeat(keep, n)
     pointer = np.concatenate([[0], np.cumsum(keep)]).astype(np.int64)
     return users[mask].astype(np.int64), np.asarray(items)[mask].astype(np.int64), pointer
+
+
+def sample_batch(events, samples: Samples, index):
+    """Tensors of the samples at ``index`` on the device of ``events`` ``(E,)``:
+    ``(seq (B, W) right-padded, lengths (B,), users (B,), targets (B,))``."""
+    import torch
+
+    idx = torch.as_tensor(index)
+    device = events.device
+    starts = torch.as_tensor(samples.starts)[idx].to(device)
+    lengths = torch.as_tensor(samples.lengths)[idx].to(device)
+    users = torch.as_tensor(samples.users)[idx].to(device)
+    targets = torch.as_tensor(samples.targets)[idx].to(device)
+    seq = gather_batch(events, starts, lengths)  # (B, W)
+    return seq, lengths, users, targets
 
 
 def gather_batch(events, starts, lengths):

@@ -7,11 +7,9 @@ import torch
 from slimkit_bert4rec import BERT4RecParams, __version__
 from slimkit_bert4rec.model import BERT4Rec
 
-from slimkit.components import implementation, params_model
+from slimkit.components import params_model
 from slimkit.errors import ConfigError
-from slimkit.registry import registry
-from slimkit.spec import validate_spec
-from slimkit.testing import check_backbone, tiny_batch
+from slimkit.plugins import check_backbone, implementation, registry, tiny_batch, validate_spec
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,7 @@ from __future__ import annotations
 import pytest
 from slimkit_prompts_catalog import BRIEF_COT, CATALOG_COT, CATALOG_STUDENT, __version__
 
-from slimkit.registry import registry
-from slimkit.spec import validate_spec
-from slimkit.testing import check_prompt
+from slimkit.plugins import check_prompt, registry, validate_spec
 
 
 @pytest.mark.parametrize(

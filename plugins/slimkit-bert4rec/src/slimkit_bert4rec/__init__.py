@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from slimkit.components import Component
-from slimkit.spec import BackboneParams
+from slimkit.plugins import BackboneParams, Component
 
 __version__ = "0.1.0"
 

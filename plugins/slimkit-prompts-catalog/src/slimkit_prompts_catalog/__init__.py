@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from slimkit.prompts import PromptTemplate
+from slimkit.plugins import PromptTemplate
 
 __version__ = "0.1.0"
 

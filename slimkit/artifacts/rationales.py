@@ -1,0 +1,55 @@
+"""``rationales.jsonl``: the teacher's rationales (teach stage) and the student's (distill).
+
+Teach rows (one per sampled user): ``user``, ``user_index``, ``messages``, ``rationale``,
+``steps`` ({"1", "2", "3"} or null), ``well_formed``, ``model``, ``prompt_tokens``,
+``completion_tokens``, ``cost_usd``, ``latency_s``, ``status`` ("done" | "failed"),
+``error``. Distill rows (one per user): ``user``, ``user_index``, ``rationale``, ``steps``,
+``well_formed``, ``new_tokens``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from slimkit.artifacts.files import read_jsonl, write_jsonl
+from slimkit.rationale import parse_steps
+
+RATIONALES_FILE = "rationales.jsonl"
+STEPS = (1, 2, 3)
+
+
+def write_rationales(folder: Path, rows: Iterable[dict[str, Any]]) -> None:
+    """Write a stage folder's ``rationales.jsonl``."""
+    write_jsonl(Path(folder) / RATIONALES_FILE, rows)
+
+
+def read_rationales(folder: str | Path, *, done_only: bool = False) -> list[dict[str, Any]]:
+    """Every row of a stage folder's ``rationales.jsonl`` (``done_only``: answered rows)."""
+    rows = read_jsonl(Path(folder) / RATIONALES_FILE)
+    if done_only:
+        rows = [row for row in rows if row.get("status", "done") == "done"]
+    return rows
+
+
+def steps_of(row: Mapping[str, Any]) -> dict[int, str] | None:
+    """The three steps of a row: its stored ``steps`` when complete, else parsed from its
+    ``rationale`` (None when the answer is not in the three-step format)."""
+    stored = row.get("steps")
+    if isinstance(stored, Mapping) and stored:
+        steps = {int(k): str(v) for k, v in stored.items() if str(v).strip()}
+        if all(k in steps for k in STEPS):
+            return steps
+    return parse_steps(row.get("rationale") or "")
+
+
+def rationale_view(row: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """What ``recommend`` shows of a row: source, text, steps (string keys), well_formed."""
+    steps = steps_of(row)
+    return {
+        "source": source,
+        "text": row.get("rationale", ""),
+        "steps": {str(k): v for k, v in steps.items()} if steps else None,
+        "well_formed": bool(row.get("well_formed", steps is not None)),
+    }

@@ -1,0 +1,218 @@
+"""The paper's comparison on one dataset: each backbone plain, with item text, with the
+teacher's rationales and with the student's (SLIM), then ID-agnostic text matching with
+the whole rationale and with each step alone.
+
+Every row is one train stage run of the spec with its ``fusion`` (and ``backbone``)
+section replaced, so rows come from the cache when they ran before and upstream stages
+(data, teach, distill, encode) are shared. Metrics are means and standard deviations
+over ``eval.seeds`` as the train stage reports them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from slimkit.artifacts.files import write_json
+from slimkit.artifacts.trained import read_metrics
+from slimkit.cache import StageCache, hash_key
+from slimkit.compare.display import draw_popularity
+from slimkit.console import stderr_console
+from slimkit.errors import ConfigError, SlimkitError, did_you_mean
+
+METHODS: dict[str, dict[str, Any]] = {
+    "plain": {"kind": "none"},
+    "item-text": {"kind": "item-text"},
+    "slim-teacher": {"kind": "slim", "rationale_source": "teacher"},
+    "slim": {"kind": "slim", "rationale_source": "student"},
+    "text-match": {"kind": "text-match", "step": None},
+    "text-match-step1": {"kind": "text-match", "step": 1},
+    "text-match-step2": {"kind": "text-match", "step": 2},
+    "text-match-step3": {"kind": "text-match", "step": 3},
+}
+"""Method name -> the fusion section it trains with (over the spec's own, same kind)."""
+
+PER_BACKBONE = ("plain", "item-text", "slim-teacher", "slim")
+TEXT_MATCH = ("text-match", "text-match-step1", "text-match-step2", "text-match-step3")
+BASELINES = ("plain", "item-text", "slim-teacher")
+"""Rows SLIM is measured against: the best of them per metric (the paper's "Improv.")."""
+
+
+
+@dataclass
+class CompareResult:
+    """Rows of the comparison, where it was stored, and the plot when one was drawn."""
+
+    rows: list[dict[str, Any]]
+    meta: dict[str, Any]
+    path: Path | None = None
+    plot: Path | None = None
+    seconds: float = 0.0
+    trained: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.meta, "rows": self.rows}
+
+
+def parse_list(text: str | None, valid: list[str] | tuple[str, ...], what: str) -> list[str] | None:
+    """``"a,b"`` -> ``["a", "b"]``, every name checked against ``valid``."""
+    if text is None or not text.strip():
+        return None
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    bad = [n for n in names if n not in valid]
+    if bad:
+        raise ConfigError(
+            f"Unknown {what}: {', '.join(bad)}.{did_you_mean(bad[0], valid)} "
+            f"Available: {', '.join(valid)}."
+        )
+    return list(dict.fromkeys(names))
+
+
+def backbone_section(spec, name: str) -> dict[str, Any]:
+    """The spec's backbone section for ``name``: the spec's own when it is that kind,
+    else that kind's defaults with the spec's ``hidden_size`` (rows stay comparable)."""
+    from slimkit.components import params_model
+
+    own = spec.backbone.model_dump(mode="json")
+    if own["kind"] == name:
+        return own
+    section: dict[str, Any] = {"kind": name}
+    model = params_model("backbones", name)
+    if "hidden_size" in own and "hidden_size" in model.model_fields:
+        section["hidden_size"] = own["hidden_size"]
+    return section
+
+
+def fusion_section(spec, method: str) -> dict[str, Any]:
+    """The fusion section of a method: the spec's own parameters when it names the same
+    kind (so a tuned ``slim`` section carries over), with the method's fields on top."""
+    wanted = METHODS[method]
+    own = spec.fusion.model_dump(mode="json")
+    base = own if own["kind"] == wanted["kind"] else {"kind": wanted["kind"]}
+    return {**base, **wanted}
+
+
+def plan(spec, backbones: list[str] | None = None, methods: list[str] | None = None):
+    """``[(backbone, method, row spec)]`` in table order."""
+    from slimkit.registry import registry
+
+    backbones = backbones or [spec.backbone.kind]
+    for name in backbones:
+        if name not in registry("backbones"):
+            names = registry("backbones").names()
+            raise ConfigError(
+                f"--backbones: unknown backbone '{name}'.{did_you_mean(name, names)} "
+                f"Available: {', '.join(names)}."
+            )
+    methods = methods or list(METHODS)
+    rows = []
+    for backbone in backbones:
+        for method in PER_BACKBONE:
+            if method in methods:
+                rows.append((backbone, method))
+    # ID-agnostic rows once, with the first backbone encoding the text history.
+    for method in TEXT_MATCH:
+        if method in methods:
+            rows.append((backbones[0], method))
+    out = []
+    for backbone, method in rows:
+        row_spec = spec.replace(
+            backbone=backbone_section(spec, backbone), fusion=fusion_section(spec, method)
+        )
+        out.append((backbone, method, row_spec))
+    return out
+
+
+def _metric_block(report: dict[str, Any], split: str) -> dict[str, dict[str, float]]:
+    means = report.get(split, {})
+    stds = report.get(f"{split}_std", {})
+    return {k: {"mean": float(v), "std": float(stds.get(k, 0.0))} for k, v in means.items()}
+
+
+def add_improvements(rows: list[dict[str, Any]]) -> None:
+    """``improvement[metric]``: relative change over the best baseline row of the same
+    backbone (text-match rows: of the backbone that encoded their history)."""
+    for row in rows:
+        baselines = [
+            r for r in rows if r["backbone"] == row["backbone"] and r["method"] in BASELINES
+        ]
+        improvement: dict[str, float | None] = {}
+        for metric, value in row["test"].items():
+            best = max((b["test"][metric]["mean"] for b in baselines if metric in b["test"]), default=None)
+            improvement[metric] = (
+                (value["mean"] - best) / best if best not in (None, 0.0) else None
+            )
+        row["improvement"] = improvement
+        row["baseline"] = row["method"] in BASELINES
+
+
+def run_compare(
+    spec,
+    cache: StageCache | None = None,
+    *,
+    backbones: list[str] | None = None,
+    methods: list[str] | None = None,
+    plot: str | Path | None = None,
+    progress: bool = True,
+) -> CompareResult:
+    """Train (or take from the cache) every row and collect the table."""
+    from slimkit.pipeline import Pipeline
+
+    cache = cache or StageCache()
+    started = time.perf_counter()
+    planned = plan(spec, backbones, methods)
+    console = stderr_console() if progress else None
+    rows: list[dict[str, Any]] = []
+    trained: list[str] = []
+    meta: dict[str, Any] = {}
+    for number, (backbone, method, row_spec) in enumerate(planned, 1):
+        label = f"[{number}/{len(planned)}] {backbone} · {method}"
+        if console is not None:
+            console.print(f"[bold]{label}[/]")
+        try:
+            result = Pipeline(row_spec, cache, progress=progress).run("train")
+        except SlimkitError as exc:
+            exc.message = f"compare row {backbone} · {method}: {exc.message}"
+            raise
+        report = read_metrics(result.path)
+        if not result.cached:
+            trained.append(f"{backbone}/{method}")
+        if console is not None:
+            note = "cached" if result.cached else f"trained in {result.seconds:.0f} s"
+            console.print(f"    {note}; test ndcg@10 {report['test'].get('ndcg@10', float('nan')):.4f}")
+        meta = meta or {
+            "dataset": report.get("dataset"),
+            "seeds": [run.get("seed") for run in report.get("seeds", [])],
+            "protocol": report.get("protocol"),
+            "masked_history": report.get("masked_history"),
+            "num_negatives": report.get("num_negatives"),
+        }
+        rows.append(
+            {
+                "backbone": backbone,
+                "method": method,
+                "fusion": row_spec.fusion.model_dump(mode="json"),
+                "test": _metric_block(report, "test"),
+                "valid": _metric_block(report, "valid"),
+                "popularity": {k: float(v) for k, v in report.get("popularity", {}).items()},
+                "train_key": result.key,
+                "cached": bool(result.cached),
+            }
+        )
+    add_improvements(rows)
+    out = CompareResult(rows=rows, meta=meta, trained=trained)
+    out.seconds = round(time.perf_counter() - started, 2)
+    key = hash_key("compare", [r["train_key"] for r in rows])
+    folder = cache.get("compare", key)
+    if folder is None:
+        summary = {"rows": len(rows), "seeds": meta.get("seeds")}
+        with cache.write("compare", key, {"rows": [[r["backbone"], r["method"], r["train_key"]] for r in rows]}, summary=summary) as tmp:
+            write_json(tmp / "compare.json", out.to_json())
+            draw_popularity(rows, tmp / "popularity.png")
+        folder = cache.get("compare", key)
+    out.path = folder
+    if plot is not None:
+        out.plot = draw_popularity(rows, Path(plot))
+    return out

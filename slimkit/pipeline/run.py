@@ -1,0 +1,138 @@
+"""``slimkit run``: every stage the spec needs, in order, each from the cache when its
+inputs are unchanged; a report of what ran, what was cached, time, cost and metrics.
+
+Stages cache their per-item work (one LLM response, one student rationale, one vector) as
+it finishes, so an interrupted run loses at most the unfinished batch of the stage that
+was running; the next run resumes there.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from slimkit.artifacts.trained import read_metrics
+from slimkit.cache import StageCache
+from slimkit.console import quiet_libraries, stderr_console
+from slimkit.errors import SlimkitError, did_you_mean
+from slimkit.pipeline.keys import PIPELINE, needed_stages
+from slimkit.pipeline.report import (
+    PipelineReport,
+    StageOutcome,
+    describe,
+    print_report,
+    teacher_cost,
+)
+from slimkit.pipeline.runner import Pipeline
+from slimkit.spec import PipelineSpec
+
+
+def check_stage_name(name: str, option: str) -> str:
+    """``name`` when it is a pipeline stage, else a SlimkitError naming the option."""
+    if name not in PIPELINE:
+        raise SlimkitError(
+            f"{option}: unknown stage '{name}'.{did_you_mean(name, PIPELINE)} "
+            f"Stages, in order: {', '.join(PIPELINE)}."
+        )
+    return name
+
+
+def run_pipeline(
+    spec: PipelineSpec,
+    cache: StageCache | None = None,
+    *,
+    until: str | None = None,
+    force: str | None = None,
+    progress: bool = True,
+) -> PipelineReport:
+    """Run every stage the spec needs, each from the cache when its inputs are unchanged.
+
+    ``until`` stops after that stage; ``force`` drops the cached outputs of that stage and
+    of every stage after it first, so they are recomputed (per-request LLM responses stay
+    cached: ``slimkit cache clear`` removes those).
+    """
+    cache = cache or StageCache()
+    if until is not None:
+        check_stage_name(until, "--until")
+    if force is not None:
+        check_stage_name(force, "--force")
+    if until is not None and force is not None and PIPELINE.index(force) > PIPELINE.index(until):
+        raise SlimkitError(
+            f"--force {force} comes after --until {until}: nothing would be recomputed.",
+            hint=f"Stages run in this order: {' -> '.join(PIPELINE)}.",
+        )
+    pipeline = Pipeline(spec, cache, progress=progress)
+    keys = pipeline.keys
+    console = stderr_console() if progress else None
+    start = time.perf_counter()
+    corrupt_before = len(StageCache.corruption_reports)
+
+    forced: list[str] = []
+    if force is not None:
+        for stage in PIPELINE[PIPELINE.index(force) :]:
+            if cache.manifest(stage, keys[stage]) is not None or cache.path(stage, keys[stage]).exists():
+                cache.delete(stage, keys[stage])
+                forced.append(stage)
+
+    with quiet_libraries(progress):
+        outcomes = _run_stages(pipeline, needed_stages(spec), until, console)
+
+    report = PipelineReport(
+        spec=spec.source,
+        cache=str(cache.root),
+        stages=outcomes,
+        seconds=round(time.perf_counter() - start, 3),
+        forced=forced,
+        recomputed=list(StageCache.corruption_reports[corrupt_before:]),
+    )
+    teach = report.stage("teach")
+    if teach.path:
+        report.teacher = teacher_cost(teach.summary)
+    train = report.stage("train")
+    if train.path:
+        report.metrics = read_metrics(Path(train.path))
+    if console is not None:
+        print_report(report, console)
+    return report
+
+
+def _run_stages(pipeline: Pipeline, skip: dict[str, str | None], until: str | None,
+                console) -> list[StageOutcome]:
+    keys = pipeline.keys
+    outcomes: list[StageOutcome] = []
+    stopped = False
+    active = [s for s in PIPELINE if skip[s] is None]
+    last = until if until is not None else PIPELINE[-1]
+    for stage in PIPELINE:
+        if stopped:
+            outcomes.append(StageOutcome(stage, "not run", keys[stage], reason=f"--until {until}"))
+            continue
+        if skip[stage] is not None:
+            outcomes.append(StageOutcome(stage, "skipped", reason=skip[stage]))
+        else:
+            number = active.index(stage) + 1
+            if console is not None:
+                console.rule(f"[bold]{number}/{len(active)} {stage}[/]", align="left")
+            began = time.perf_counter()
+            result = pipeline.run(stage)
+            seconds = time.perf_counter() - began
+            outcome = StageOutcome(
+                stage,
+                "cached" if result.cached else "ran",
+                result.key,
+                str(result.path),
+                round(seconds, 3),
+                dict(result.summary or {}),
+            )
+            outcomes.append(outcome)
+            if console is not None:
+                mark = "[cyan]cached[/]" if result.cached else "[green]done[/]"
+                detail = describe(outcome.summary, stage=stage)
+                console.print(
+                    f"  {mark} {stage} in {seconds:.1f} s" + (f"  [dim]{detail}[/]" if detail else "")
+                )
+        if stage == last:
+            stopped = True
+    return outcomes
+
+

@@ -1,0 +1,197 @@
+"""The pipeline: the one place that decides which stage runs, and feeds each stage its
+upstream outputs.
+
+:class:`Pipeline` runs a stage only when the cache has no usable output for its key,
+reads every stage output through its format's owner (:mod:`slimkit.artifacts`), and
+hands stages plain inputs: a stage never runs or reads another stage.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from slimkit.artifacts.files import read_summary
+from slimkit.artifacts.rationales import read_rationales
+from slimkit.artifacts.trained import load_weights, read_metrics, read_model_info
+from slimkit.artifacts.vectors import read_vectors
+from slimkit.cache import StageCache
+from slimkit.errors import StageMissingError
+from slimkit.factories import encoder_identity
+from slimkit.pipeline.keys import stage_keys, stage_spec, stage_versions, uses_text
+from slimkit.spec import PipelineSpec
+from slimkit.stages import data, distill, encode, teach, train
+
+
+@dataclass
+class StageResult:
+    """What one stage produced: where, whether it came from the cache, a summary."""
+
+    stage: str
+    key: str
+    path: Path
+    cached: bool
+    seconds: float = 0.0
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainedModel:
+    """A trained recommender rebuilt from the cache, ready to score (eval mode, CPU)."""
+
+    model: Any  # Recommender
+    dataset: Any  # PreparedDataset
+    metrics: dict[str, Any]
+    info: dict[str, Any]
+    path: Path
+
+    def recommend(self, user: int, k: int = 10, *, mask_history: bool = True) -> list[tuple[int, float]]:
+        """Top-``k`` ``(item index, score)`` for user index ``user`` from their whole
+        sequence (the last ``max_seq_len`` items), history items excluded by default."""
+        from slimkit.runtime import setup_torch
+
+        torch = setup_torch()
+        seq = self.dataset.sequence(user)
+        window = torch.as_tensor(seq[-self.info["max_seq_len"] :], dtype=torch.long)  # (L,)
+        with torch.no_grad():
+            scores = self.model.score_all(window.unsqueeze(0), torch.tensor([len(window)]),
+                                          torch.tensor([user]))[0].float()  # (N + 1,)
+        scores[0] = -torch.inf
+        if mask_history:
+            scores[torch.as_tensor(seq, dtype=torch.long)] = -torch.inf
+        top = scores.topk(min(k, self.dataset.num_items))
+        return [(int(i), float(s)) for i, s in zip(top.indices, top.values) if s > -torch.inf]
+
+
+class Pipeline:
+    """A spec's stages over one cache: each stage runs at most once, and only when the
+    cache holds no usable output for its key; upstream stages run first, as needed."""
+
+    def __init__(self, spec: PipelineSpec, cache: StageCache | None = None, *, progress: bool = True):
+        self.spec = spec
+        self.cache = cache or StageCache()
+        self.progress = progress
+        self.keys = stage_keys(spec, self.cache)
+        self._results: dict[str, StageResult] = {}
+        self._loaded: dict[str, Any] = {}
+
+    # -- which output can be used ----------------------------------------------------------
+    def cached(self, stage: str) -> Path | None:
+        """The folder of a usable cached output of ``stage``, or None (nothing is run).
+
+        An entry is dropped when its summary cannot be read or, for the data stage, when an
+        input file changed since; a teach output with failed users is kept (its answers are
+        cached per request) but not used, so the stage runs again for those users.
+        """
+        key = self.keys[stage]
+        folder = self.cache.get(stage, key)
+        if folder is None:
+            return None
+        if stage == "data":
+            changed = data.changed_inputs(folder, self.spec.dataset)
+            if changed:
+                self.cache.invalidate(stage, key, f"input file(s) changed since: {', '.join(changed)}")
+                return None
+        try:
+            summary = read_summary(folder)
+        except (OSError, ValueError) as exc:
+            self.cache.invalidate(stage, key, f"summary.json unreadable: {exc}")
+            return None
+        if stage == "teach" and not teach.reusable(summary):
+            return None
+        return folder
+
+    def run(self, stage: str) -> StageResult:
+        """The output of ``stage``: from the cache, or computed now (upstream first)."""
+        if stage in self._results:
+            return self._results[stage]
+        key = self.keys[stage]
+        folder = self.cached(stage)
+        if folder is not None:
+            result = StageResult(stage, key, folder, cached=True, summary=read_summary(folder))
+        else:
+            compute = self._compute(stage)  # loads upstream outputs (running them if needed)
+            started = time.perf_counter()
+            with self.cache.write(stage, key, stage_spec(self.spec, stage),
+                                  stage_versions(self.spec, stage)) as out:
+                summary = compute(out)
+            result = StageResult(stage, key, self.cache.path(stage, key), cached=False,
+                                 seconds=time.perf_counter() - started, summary=summary)
+        self._results[stage] = result
+        return result
+
+    def _compute(self, stage: str) -> Callable[[Path], dict[str, Any]]:
+        """A function of the output folder that computes ``stage`` from its upstream outputs."""
+        spec, progress, records = self.spec, self.progress, self.cache.records
+        if stage == "data":
+            return lambda out: data.prepare_data(spec.dataset, out, progress=progress)
+        dataset = self.dataset()
+        if stage == "train":
+            vectors = self.vectors() if uses_text(spec) else None
+            return lambda out: train.train(spec, dataset, vectors, out, progress=progress)
+        if stage == "teach":
+            return lambda out: teach.teach(spec, dataset, out, records=records, progress=progress)
+        teacher_rows = self.teacher_rationales()
+        if stage == "distill":
+            return lambda out: distill.distill(spec, dataset, teacher_rows, out, records=records,
+                                               progress=progress)
+        if stage == "encode":
+            student_rows = self.student_rationales()
+            return lambda out: encode.encode(spec, dataset, teacher_rows, student_rows, out,
+                                             records=records, progress=progress)
+        raise ValueError(f"no stage named {stage!r}")
+
+    # -- stage outputs -----------------------------------------------------------------------
+    def _read(self, stage: str, reader: Callable[[Path], Any]) -> Any:
+        """``reader`` over the stage's folder; an unreadable output is dropped and made again."""
+        if stage not in self._loaded:
+            result = self.run(stage)
+            try:
+                self._loaded[stage] = reader(result.path)
+            except (OSError, ValueError, KeyError) as exc:
+                self.cache.invalidate(stage, result.key, f"the output failed to load: {exc}")
+                self._results.pop(stage, None)
+                self._loaded[stage] = reader(self.run(stage).path)
+        return self._loaded[stage]
+
+    def dataset(self) -> Any:
+        """The prepared dataset (:class:`slimkit.data.dataset.PreparedDataset`)."""
+        from slimkit.data.dataset import PreparedDataset
+
+        return self._read("data", PreparedDataset.load)
+
+    def teacher_rationales(self) -> list[dict[str, Any]]:
+        """The teach stage's answered rows (a cached output with failed users is used only
+        after the stage ran again for them)."""
+        return self._read("teach", lambda folder: read_rationales(folder, done_only=True))
+
+    def student_rationales(self) -> list[dict[str, Any]]:
+        """Every user's student rationale row."""
+        return self._read("distill", read_rationales)
+
+    def vectors(self, *, run: bool = True) -> dict[str, Any]:
+        """The encode stage's arrays by name; ``run=False``: StageMissingError when not cached."""
+        if not run and "encode" not in self._loaded and self.cached("encode") is None:
+            raise StageMissingError("The encode stage has not run for this spec.",
+                                    hint="Run `slimkit run -c <spec>` (it encodes item texts and rationales).")
+        identity = encoder_identity(self.spec.encoder)
+        return self._read("encode", lambda folder: read_vectors(folder, identity))
+
+    def trained(self) -> TrainedModel:
+        """The spec's trained model from the cache (StageMissingError when not trained yet)."""
+        folder = self.cached("train")
+        if folder is None:
+            source = self.spec.source
+            raise StageMissingError(
+                "No trained model for this spec yet" + (f" ({source})" if source else "") + ".",
+                hint=f"Run `slimkit train -c {source or '<spec>'}` first.",
+            )
+        info, metrics = read_model_info(folder), read_metrics(folder)
+        side = train.side_info(self.spec, self.vectors(run=False) if uses_text(self.spec) else None)
+        model = train.recommender_for(self.spec, num_users=info["num_users"], num_items=info["num_items"],
+                                      max_seq_len=info["max_seq_len"], side=side)
+        return TrainedModel(model=load_weights(model, folder), dataset=self.dataset(),
+                            metrics=metrics, info=info, path=folder)

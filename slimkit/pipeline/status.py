@@ -1,0 +1,109 @@
+"""``slimkit status``: per stage, cached / stale (with the settings that changed) / missing,
+computed from the spec and the cache alone (nothing is run or verified)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from slimkit.artifacts.files import read_json
+from slimkit.cache import StageCache
+from slimkit.pipeline.keys import PIPELINE, needed_stages, stage_keys, stage_spec, stage_versions
+from slimkit.spec import PipelineSpec
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, Mapping):
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            out.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return {prefix: data}
+
+
+def spec_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """``["teacher.num_users: 200 -> 300", ...]``: settings that differ between two specs."""
+    before, after = _flatten(old), _flatten(new)
+    changes = []
+    for path in list(after) + [p for p in before if p not in after]:
+        missing = object()
+        a, b = before.get(path, missing), after.get(path, missing)
+        if a == b:
+            continue
+        left = "(unset)" if a is missing else json.dumps(a, default=str)
+        right = "(unset)" if b is missing else json.dumps(b, default=str)
+        changes.append(f"{path}: {left} -> {right}")
+    return changes
+
+
+def _current_versions(spec: PipelineSpec, stage: str) -> dict[str, str]:
+    from slimkit._version import __version__
+
+    return {"slimkit": __version__, **stage_versions(spec, stage)}
+
+
+def _stale_reason(
+    cache: StageCache, spec: PipelineSpec, stage: str, entries: list[dict[str, Any]]
+) -> list[str]:
+    latest = max(entries, key=lambda m: m.get("created", 0))
+    folder = cache.path(stage, latest["key"])
+    try:
+        old_spec = yaml.safe_load((folder / "spec.yaml").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return ["the previous entry has no readable spec.yaml"]
+    # Round-trip through YAML so both sides have the same types (tuples, paths).
+    current = yaml.safe_load(yaml.safe_dump(stage_spec(spec, stage), sort_keys=False))
+    changes = spec_changes(old_spec, current)
+    if changes:
+        return changes
+    try:
+        old_versions = read_json(folder / "versions.json")
+    except (OSError, ValueError):
+        old_versions = {}
+    now = _current_versions(spec, stage)
+    changes = [
+        f"version of {name}: {old_versions.get(name, '(unset)')} -> {version}"
+        for name, version in now.items()
+        if old_versions.get(name) != version
+    ]
+    return changes or ["an upstream stage's output changed"]
+
+
+def pipeline_status(spec: PipelineSpec, cache: StageCache | None = None) -> list[dict[str, Any]]:
+    """Per stage: ``cached``, ``stale`` (with the changed settings), ``missing`` or ``skipped``.
+
+    Nothing is run or verified (``slimkit run`` verifies checksums when it uses an entry).
+    """
+    cache = cache or StageCache()
+    keys = stage_keys(spec, cache)
+    skip = needed_stages(spec)
+    rows = []
+    for stage in PIPELINE:
+        row: dict[str, Any] = {"stage": stage, "key": keys[stage], "changes": []}
+        if skip[stage] is not None:
+            row.update(status="skipped", reason=skip[stage])
+            rows.append(row)
+            continue
+        manifest = cache.manifest(stage, keys[stage]) if cache.root.exists() else None
+        if manifest is not None and cache.path(stage, keys[stage]).is_dir():
+            row.update(
+                status="cached",
+                path=str(cache.path(stage, keys[stage])),
+                created=manifest.get("created"),
+                summary=manifest.get("summary", {}),
+            )
+        else:
+            others = [
+                m
+                for m in (cache.entries(stage) if cache.root.exists() else [])
+                if m.get("key") != keys[stage]
+            ]
+            if others:
+                row.update(status="stale", changes=_stale_reason(cache, spec, stage, others))
+            else:
+                row.update(status="missing")
+        rows.append(row)
+    return rows

@@ -1,0 +1,64 @@
+"""A new user, given only a history: the student writes their rationale, the encoder turns
+it into a vector, and the trained head takes it as one more user row."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from slimkit.artifacts.rationales import rationale_view
+from slimkit.artifacts.vectors import select_rationale_vectors
+from slimkit.errors import StageMissingError
+from slimkit.factories import build_encoder, build_student, encoder_identity, prompt_template
+from slimkit.prompts.history import item_texts
+from slimkit.rationale import parse_steps
+from slimkit.stages.distill import ADAPTER_FOLDER, RATIONALE_STORE, RationaleGenerator
+from slimkit.stages.encode import VECTOR_STORE
+
+
+def write_rationale(pipeline: Any, items: Sequence[int], *, progress: bool = False) -> dict[str, Any]:
+    """The fine-tuned student's rationale for a history of item indices (cached per prompt,
+    in the same store as the distill stage's)."""
+    spec = pipeline.spec
+    distill = pipeline.cached("distill")
+    if distill is None:
+        raise StageMissingError(
+            "A new user's rationale needs the fine-tuned student, but the distill stage has "
+            "not run for this spec.",
+            hint=f"Run `slimkit run -c {spec.source or '<spec>'}` first.",
+        )
+    template = prompt_template(spec.prompt.student)
+    dataset = pipeline.dataset()
+
+    def prompt_of(history: tuple[int, ...]) -> list[dict[str, str]]:
+        return template.render(item_texts(dataset, history, spec.prompt.max_items,
+                                          spec.prompt.max_item_chars))
+
+    student = build_student(spec.student)
+    student.load()
+    student.load_adapter(distill / ADAPTER_FOLDER)
+    student.prepare_for_generation()
+    generator = RationaleGenerator(student, pipeline.cache.records(RATIONALE_STORE), prompt_of)
+    history = tuple(int(i) for i in items)
+    row = generator([history], progress=progress, description="Student rationale")[history]
+    return rationale_view(row, "student")
+
+
+def new_user_row(pipeline: Any, model: Any, text: str) -> int:
+    """Encode a new user's rationale ``text`` (the step the head reads, when it reads one)
+    and add it to ``model`` as a user row; returns the row's index."""
+    spec = pipeline.spec
+    known = select_rationale_vectors(pipeline.vectors(run=False),
+                                     getattr(spec.fusion, "rationale_source", "student"),
+                                     getattr(spec.fusion, "step", None))  # (U, E)
+    step = getattr(spec.fusion, "step", None)
+    if step is not None:
+        text = (parse_steps(text) or {}).get(int(step), "")
+    vector = known[0] * 0  # (E,) zeros: no rationale
+    if text:
+        from slimkit.encoders.cached import encode_cached
+
+        encoder = build_encoder(spec.encoder)
+        vector = encode_cached(encoder, [text], pipeline.cache.records(VECTOR_STORE),
+                               identity=encoder_identity(spec.encoder, encoder))[0]
+    return model.add_user(vector)

@@ -1,0 +1,178 @@
+"""The sections of a pipeline spec: the base ``Params`` of each component kind and the
+fixed ``prompt``, ``train`` and ``eval`` sections.
+
+Component sections (``dataset, teacher, student, encoder, backbone, fusion``) name a
+registered component with ``kind:``; the component's own ``Params`` model subclasses the
+base of its kind below. The fixed sections are plain strict models.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from slimkit.components import Params
+
+SECTION_ORDER = (
+    "dataset",
+    "teacher",
+    "prompt",
+    "student",
+    "encoder",
+    "backbone",
+    "fusion",
+    "train",
+    "eval",
+)
+
+DEFAULT_KINDS = {
+    "dataset": "movielens-100k",
+    "teacher": "local",
+    "student": "hf-lora",
+    "encoder": "sentence-transformers",
+    "backbone": "sasrec",
+    "fusion": "slim",
+}
+"""The kind a component section gets when the spec leaves ``kind`` out."""
+
+
+# ---------------------------------------------------------------------------------
+# Base parameters shared by every component of one kind. Components subclass these.
+# ---------------------------------------------------------------------------------
+class DatasetParams(Params):
+    """Options every dataset kind has: how the raw log becomes a prepared dataset."""
+
+    min_user_interactions: int = Field(
+        0, ge=0, description="Iterative k-core: drop users with fewer interactions (0: off)."
+    )
+    min_item_interactions: int = Field(
+        0, ge=0, description="Iterative k-core: drop items with fewer interactions (0: off)."
+    )
+    dedupe: bool = Field(
+        True, description="Drop repeated (user, item, timestamp) events, keeping the first."
+    )
+    max_seq_len: int = Field(
+        50, ge=1, description="Keep at most this many most recent items as model input."
+    )
+    item_text_template: str = Field(
+        "{title}; {categories}; {brand}",
+        description="Python format template over item fields building each item's text.",
+    )
+    item_text_max_tokens: int = Field(
+        64, ge=1, description="Truncate each item text to this many whitespace tokens."
+    )
+    skip_bad_lines: bool = Field(
+        False, description="Skip (and count) malformed lines instead of stopping."
+    )
+
+
+class TeacherParams(Params):
+    """Options every teacher has: which users it writes rationales for."""
+
+    num_users: int = Field(
+        1000, ge=1, description="How many users to sample for the teacher (paper: ~1,000)."
+    )
+    seed: int = Field(0, description="Seed of the user sample.")
+    max_malformed_retries: int = Field(
+        2, ge=0, description="Ask again this often when a response lacks the three steps."
+    )
+
+
+class StudentParams(Params):
+    """Base of student parameters."""
+
+
+class EncoderParams(Params):
+    """Base of text encoder parameters."""
+
+    batch_size: int = Field(64, ge=1, description="Texts encoded per batch.")
+
+
+class BackboneParams(Params):
+    """Base of sequential recommender backbone parameters."""
+
+
+class FusionParams(Params):
+    """Base of fusion head parameters."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class PromptSection(_Strict):
+    """Which prompt templates the teacher and the student use."""
+
+    teacher: str = Field("slim-cot", description="Template for the teacher (registry name).")
+    student: str = Field("slim-student", description="Template for the student (registry name).")
+    max_items: int = Field(
+        20, ge=1, description="Show at most this many most recent history items in a prompt."
+    )
+    max_item_chars: int = Field(
+        120, ge=8, description="Cut each item text in a prompt to this many characters."
+    )
+
+
+class TrainSection(_Strict):
+    """How the recommender (backbone + fusion head) is trained."""
+
+    epochs: int = Field(50, ge=1, description="Maximum number of epochs.")
+    batch_size: int = Field(256, ge=1, description="Users (sequences) per batch.")
+    lr: float = Field(1e-3, gt=0, description="Adam learning rate.")
+    weight_decay: float = Field(0.0, ge=0, description="Adam weight decay.")
+    loss: Literal["ce", "bce"] = Field(
+        "ce", description="ce: softmax over the full catalogue; bce: sampled negatives."
+    )
+    num_negatives: int = Field(1, ge=1, description="Negatives per positive with loss: bce.")
+    patience: int = Field(
+        10, ge=1, description="Stop after this many epochs without validation improvement."
+    )
+    valid_metric: str = Field("ndcg@10", description="Validation metric for early stopping.")
+    seed: int = Field(42, description="Seed for initialisation and batching.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="auto: CUDA when available, else CPU."
+    )
+
+    @field_validator("valid_metric")
+    @classmethod
+    def _metric_form(cls, value: str) -> str:
+        name, _, k = value.partition("@")
+        if name not in ("hit", "ndcg", "mrr") or not k.isdigit() or int(k) < 1:
+            raise ValueError("must look like ndcg@10, hit@10 or mrr@10")
+        return value
+
+
+class EvalSection(_Strict):
+    """How the recommender is evaluated."""
+
+    ks: list[int] = Field([5, 10, 20], description="Cut-offs K for hit@K, ndcg@K and mrr@K.")
+    protocol: Literal["full", "sampled"] = Field(
+        "full",
+        description="full: rank every item; sampled: rank the target among num_negatives "
+        "sampled items (the paper's protocol).",
+    )
+    num_negatives: int = Field(100, ge=1, description="Negatives per user with protocol: sampled.")
+    mask_history: bool = Field(
+        True, description="Never recommend items already in the user's history."
+    )
+    seeds: list[int] = Field(
+        [42], min_length=1, description="Train once per seed; report mean and std."
+    )
+    tail_share: float = Field(
+        0.8, gt=0, lt=1, description="Bottom share of items by popularity counted as tail."
+    )
+
+    @field_validator("ks")
+    @classmethod
+    def _positive_ks(cls, value: list[int]) -> list[int]:
+        if not value or any(k < 1 for k in value):
+            raise ValueError("must be a non-empty list of positive integers")
+        return sorted(set(value))
+
+
+FIXED_SECTIONS: dict[str, type[BaseModel]] = {
+    "prompt": PromptSection,
+    "train": TrainSection,
+    "eval": EvalSection,
+}

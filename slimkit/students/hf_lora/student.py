@@ -1,0 +1,360 @@
+"""``HFLoraStudent``: a Hugging Face causal LM that learns the teacher's rationales with LoRA.
+
+It implements :class:`slimkit.students.protocol.Student`, the methods the distill stage
+calls. Prompts are built the same way for training and generation (:meth:`prompt_ids`),
+so what the student reads at inference is what it was trained on. The jobs live next
+door: :mod:`.targets` (which modules LoRA adapts), :mod:`.examples` (masked training
+examples), :mod:`.training` (the fit loop), :mod:`.adapters` (adapter folders);
+generation is :func:`slimkit.llm.generate.generate` or :mod:`slimkit.llm.vllm`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from slimkit.errors import SlimkitError
+from slimkit.runtime import setup_torch
+from slimkit.students.hf_lora import adapters
+from slimkit.students.hf_lora.examples import TrainingExample, build_example
+from slimkit.students.hf_lora.targets import resolve_target_modules
+from slimkit.students.hf_lora.training import TrainSettings, is_out_of_memory, train_lora
+
+
+class HFLoraStudent:
+    """A causal LM student with an optional LoRA adapter (train, save, load, generate).
+
+    Arguments are the ``hf-lora`` Params fields (see ``slimkit.students.HFLoraStudentParams``).
+    """
+
+    def __init__(
+        self,
+        *,
+        model: str = "smollm2-135m-instruct",
+        adapter: str | None = None,
+        lora_r: int = 8,
+        lora_alpha: int = 16,
+        lora_dropout: float = 0.05,
+        target_modules: list[str] | None = None,
+        precision: str = "auto",
+        epochs: int = 1,
+        lr: float = 2e-4,
+        warmup_ratio: float = 0.05,
+        batch_size: int = 4,
+        grad_accum: int = 1,
+        max_length: int = 384,
+        valid_share: float = 0.1,
+        seed: int = 0,
+        backend: str = "transformers",
+        max_new_tokens: int = 64,
+        gen_batch_size: int = 16,
+        num_users: int | None = None,
+        quality_users: int = 32,
+        device: str = "auto",
+        max_steps: int | None = None,
+        gen_workers: int | None = None,
+        **extra: Any,
+    ):
+        if extra:
+            raise SlimkitError(f"student: unknown hf-lora parameters {sorted(extra)}")
+        if backend == "vllm":
+            from slimkit.llm.vllm import require_vllm
+
+            require_vllm()  # before any data or model is loaded
+        self.model_name = model
+        self.adapter_path = adapter
+        self.lora_r = lora_r
+        self.lora_alpha = lora_alpha
+        self.lora_dropout = lora_dropout
+        self.target_modules = list(target_modules) if target_modules else None
+        self.precision = precision
+        self.settings = TrainSettings(epochs=epochs, lr=lr, warmup_ratio=warmup_ratio,
+                                      batch_size=batch_size, grad_accum=grad_accum,
+                                      max_length=max_length, seed=seed, max_steps=max_steps)
+        self.valid_share = valid_share
+        self.seed = seed
+        self.backend = backend
+        self.max_new_tokens = max_new_tokens
+        self.gen_batch_size = gen_batch_size
+        self.num_users = num_users
+        self.quality_users = quality_users
+        self.device_request = device
+        self.gen_workers = gen_workers
+        self._gen_model = None  # the (maybe bf16 or int8) copy generation runs on
+        self._vllm = None  # the vLLM engine, created on first use
+        self._base_path: str | None = None
+        self.model = None
+        self.tokenizer = None
+        self.device = "cpu"
+        self.adapter_digest: str | None = None  # sha256 of the loaded/trained adapter weights
+        self._adapter_folder: Path | None = None
+        self._merged = False
+        self._has_template = False
+
+    @property
+    def qlora(self) -> bool:
+        """Whether the base is loaded in 4 bit (``precision: 4bit``)."""
+        return self.precision == "4bit"
+
+    # -- loading -------------------------------------------------------------------------
+    def load(self) -> HFLoraStudent:
+        """Load the base model and tokenizer (once)."""
+        if self.model is not None:
+            return self
+        from slimkit.llm.loading import load_causal_lm
+        from slimkit.llm.precision import check_4bit, load_options
+        from slimkit.runtime import resolve_device
+
+        setup_torch()
+        if self.qlora:
+            check_4bit("student.precision")
+        self.device = resolve_device(self.device_request)
+        model, tokenizer = load_causal_lm(self.model_name, device=self.device,
+                                          **load_options(self.precision))
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self.model = model
+        self.tokenizer = tokenizer
+        self._has_template = bool(getattr(tokenizer, "chat_template", None))
+        return self
+
+    def _require_loaded(self) -> None:
+        if self.model is None and self._vllm is None:
+            self.load()
+
+    # -- prompts -------------------------------------------------------------------------
+    def prompt_text(self, messages: Sequence[Mapping[str, str]]) -> str:
+        """The prompt as the model reads it (the chat template when the tokenizer has one)."""
+        from slimkit.llm.generate import chat_prompt
+
+        self._require_loaded()
+        return chat_prompt(self.tokenizer, messages, strip=True)
+
+    def prompt_ids(self, messages: Sequence[Mapping[str, str]]) -> list[int]:
+        """Token ids of the prompt; identical for training and generation."""
+        text = self.prompt_text(messages)
+        # A chat template writes its own special tokens; a plain prompt gets the BOS.
+        return list(self.tokenizer(text, add_special_tokens=not self._has_template)["input_ids"])
+
+    def target_ids(self, rationale: str) -> list[int]:
+        """Token ids of a rationale followed by the end-of-sequence token."""
+        ids = list(self.tokenizer(rationale.strip(), add_special_tokens=False)["input_ids"])
+        return ids + [self.tokenizer.eos_token_id]
+
+    def build_example(self, user_index: int, prompt: list[int], rationale: str) -> TrainingExample:
+        """Prompt + rationale ids with labels masked to the rationale; cut to max_length."""
+        return build_example(user_index, prompt, self.target_ids(rationale), self.settings.max_length)
+
+    # -- training ------------------------------------------------------------------------
+    def _is_peft(self) -> bool:
+        return hasattr(self.model, "peft_config")
+
+    def _wrap_lora(self) -> None:
+        from peft import LoraConfig, get_peft_model
+
+        if self.qlora:
+            from peft import prepare_model_for_kbit_training
+
+            self.model = prepare_model_for_kbit_training(self.model)
+        config = LoraConfig(
+            r=self.lora_r,
+            lora_alpha=self.lora_alpha,
+            lora_dropout=self.lora_dropout,
+            target_modules=resolve_target_modules(self.model, self.target_modules, self.model_name),
+            bias="none",
+            task_type="CAUSAL_LM",
+        )
+        self.model = get_peft_model(self.model, config)
+
+    def train(
+        self,
+        train: Sequence[TrainingExample],
+        valid: Sequence[TrainingExample] = (),
+        *,
+        progress: bool = True,
+        on_step: Callable[[int, float], None] | None = None,
+    ) -> dict[str, Any]:
+        """Fine-tune a fresh LoRA adapter on ``train``; returns losses and timings
+        (see :mod:`slimkit.students.hf_lora.training`)."""
+        if not train:
+            raise SlimkitError("No training examples: the teacher wrote no usable rationale.")
+        torch = setup_torch()
+        self._require_loaded()
+        torch.manual_seed(self.seed)  # before the LoRA weights are drawn
+        if self._merged or self._is_peft():
+            raise RuntimeError("train() needs the base model without an adapter")
+        self._wrap_lora()
+        self._gen_model = None
+        result = train_lora(self.model, train, valid, self.settings, pad_id=self.tokenizer.pad_token_id,
+                            device=self.device, progress=progress, on_step=on_step)
+        params = list(self.model.parameters())
+        result["trainable_parameters"] = sum(p.numel() for p in params if p.requires_grad)
+        result["total_parameters"] = sum(p.numel() for p in params)
+        result["target_modules"] = sorted(self.model.peft_config["default"].target_modules)
+        return result
+
+    # -- adapters ------------------------------------------------------------------------
+    def save_adapter(self, folder: str | Path, spec: Mapping[str, Any] | None = None) -> str:
+        """Save the LoRA adapter (safetensors), the tokenizer and the resolved spec; returns its digest."""
+        folder = Path(folder)
+        self.adapter_digest = adapters.save_adapter(self.model, self.tokenizer, folder,
+                                                    self.model_name, spec)
+        self._adapter_folder = folder
+        return self.adapter_digest
+
+    check_adapter_folder = staticmethod(adapters.check_adapter_folder)
+
+    def load_adapter(self, folder: str | Path) -> str:
+        """Put a saved LoRA adapter on the base model; returns the adapter's digest."""
+        path = adapters.check_adapter_folder(folder)
+        self._require_loaded()
+        self.model, self.adapter_digest = adapters.load_adapter(self.model, path, self.model_name)
+        self._gen_model = None
+        self._adapter_folder = path
+        return self.adapter_digest
+
+    def identity(self, adapter: bool = True) -> dict[str, Any]:
+        """What a generated rationale depends on besides the prompt: base model and adapter."""
+        return {"model": self.model_name, "adapter": (self.adapter_digest if adapter else None) or "base"}
+
+    # -- generation ----------------------------------------------------------------------
+    @property
+    def base_after_adapter(self) -> bool:
+        """Whether the base model stays available once the adapter is on (vLLM: the adapter
+        is a per-request option), so base rationales can be generated after training."""
+        return self.backend == "vllm"
+
+    def generation_params(self) -> dict[str, Any]:
+        """What a generated rationale depends on besides prompt and model (part of its cache key)."""
+        # "quantize" names the precision here since before the setting was renamed, so
+        # rationales cached by earlier versions stay valid.
+        return {"max_new_tokens": self.max_new_tokens, "do_sample": False,
+                "quantize": self.resolved_precision()}
+
+    def resolved_precision(self) -> str:
+        """What generation runs in: ``bf16``, ``int8``, ``4bit`` or ``none`` (see
+        :func:`slimkit.llm.precision.resolve_precision`); ``none`` on vLLM."""
+        if self.backend != "transformers":
+            return "none"
+        from slimkit.llm.precision import resolve_precision
+
+        return resolve_precision(self.precision, self.device, "student.precision")
+
+    def resolved_gen_workers(self) -> int:
+        """Batches decoded at once: ``gen_workers``, or on CPU one per core torch's own
+        threads leave free (2 on a 2-core machine with one torch thread), 1 on a GPU."""
+        if self.gen_workers is not None:
+            return self.gen_workers
+        if self.device != "cpu":
+            return 1
+        from slimkit.runtime import decoding_workers
+
+        return decoding_workers()
+
+    def _generation_model(self):
+        """The model generation runs on, in the resolved precision (built once)."""
+        if self._gen_model is None:
+            from slimkit.llm.precision import generation_copy
+
+            self._gen_model = generation_copy(self.model, self.resolved_precision())
+        return self._gen_model
+
+    def prepare_for_generation(self) -> None:
+        """Merge the LoRA weights into the base (faster decoding; the adapter is saved already)."""
+        if self.model is None:
+            return
+        if self._is_peft() and not self.qlora and self.backend == "transformers":
+            self.model = self.model.merge_and_unload()
+            self._merged = True
+        self.model.eval()
+        self._gen_model = None
+
+    def generate(
+        self,
+        prompts: Sequence[Sequence[int]],
+        *,
+        on_done: Callable[[int, str, int], None] | None = None,
+        progress: bool = True,
+        description: str = "Generating",
+        adapter: bool = True,
+    ) -> dict[str, Any]:
+        """Greedy rationales for token-id prompts; ``on_done(i, text, new_tokens)`` per prompt.
+
+        ``adapter=False`` asks for the base model: with transformers only before an
+        adapter was put on, with vLLM at any time.
+        """
+        self._require_loaded()
+        if self.backend == "vllm":
+            return self._generate_vllm(prompts, on_done=on_done, progress=progress,
+                                       description=description, adapter=adapter)
+        if not adapter and (self._is_peft() or self._merged):
+            raise RuntimeError("the transformers backend generates base rationales before training")
+        from slimkit.llm.generate import generate
+
+        def report(done) -> None:
+            if on_done is not None:
+                on_done(done.index, done.text.strip(), done.new_tokens)
+
+        try:
+            return generate(
+                self._generation_model(),
+                self.tokenizer,
+                prompts,
+                max_new_tokens=self.max_new_tokens,
+                batch_size=self.gen_batch_size,
+                workers=self.resolved_gen_workers(),
+                order="length",
+                on_done=report,
+                progress=progress,
+                description=description,
+            )
+        except RuntimeError as exc:
+            if is_out_of_memory(exc):
+                raise SlimkitError(
+                    f"Out of memory while generating with student.gen_batch_size="
+                    f"{self.gen_batch_size} ({exc}).",
+                    hint=f"Lower it: --set student.gen_batch_size={max(1, self.gen_batch_size // 2)}"
+                    " (or student.max_new_tokens, prompt.max_items).",
+                ) from exc
+            raise
+
+    # -- vLLM ----------------------------------------------------------------------------
+    def _generate_vllm(self, prompts, *, on_done, progress, description, adapter) -> dict[str, Any]:
+        from slimkit.llm.vllm import VLLMGenerator
+
+        if self._vllm is None:
+            base = self.base_model_path()
+            self._release_model()  # the GPU memory goes to vLLM
+            self._vllm = VLLMGenerator(base, lora_rank=self.lora_r)
+        return self._vllm.generate(
+            prompts,
+            adapter=str(self._adapter_folder) if (adapter and self._adapter_folder) else None,
+            max_new_tokens=self.max_new_tokens,
+            chunk_size=max(self.gen_batch_size, 256),
+            on_done=on_done,
+            progress=progress,
+            description=description,
+        )
+
+    def _release_model(self) -> None:
+        """Drop the transformers model (and its GPU memory) once it is no longer needed."""
+        self._base_path = self.base_model_path()
+        self.model = None
+        self._gen_model = None
+        if self.device == "cuda":
+            setup_torch().cuda.empty_cache()
+
+    def base_model_path(self) -> str:
+        """The base model as vLLM loads it: a local Hugging Face folder or a hub id."""
+        if self._base_path:
+            return self._base_path
+        model = self.model.get_base_model() if self._is_peft() else self.model
+        path = getattr(model, "name_or_path", None) or getattr(model.config, "_name_or_path", None)
+        if not path or (str(path).endswith(".gguf")):
+            raise SlimkitError(
+                f"student.backend=vllm needs the base model as a Hugging Face folder or hub "
+                f"id; {self.model_name} resolved to {path!r}.",
+                hint="Set student.model to a model folder or hub id.",
+            )
+        return str(path)

@@ -1,0 +1,167 @@
+"""`slimkit compare`: which rows run with which spec, the improvement column, table, plot."""
+
+from __future__ import annotations
+
+import pytest
+
+from slimkit.compare import (
+    METHODS,
+    CompareResult,
+    add_improvements,
+    draw_popularity,
+    parse_list,
+    plan,
+    table,
+)
+from slimkit.errors import ConfigError
+from slimkit.pipeline import stage_keys
+from slimkit.spec import validate_spec
+
+
+def test_plan_rows_and_their_specs():
+    spec = validate_spec(
+        {"backbone": {"kind": "sasrec", "hidden_size": 32, "num_heads": 2},
+         "fusion": {"kind": "slim", "mode": "gate", "dropout": 0.2}}
+    )
+    rows = plan(spec, ["sasrec", "gru4rec"])
+    names = [(b, m) for b, m, _ in rows]
+    assert names[:4] == [("sasrec", m) for m in ("plain", "item-text", "slim-teacher", "slim")]
+    assert names[4:8] == [("gru4rec", m) for m in ("plain", "item-text", "slim-teacher", "slim")]
+    assert names[8:] == [("sasrec", m) for m in
+                         ("text-match", "text-match-step1", "text-match-step2", "text-match-step3")]
+    by_name = {(b, m): s for b, m, s in rows}
+    slim = by_name[("sasrec", "slim")].fusion
+    # The spec's own slim parameters carry over; the method fixes the rationale source.
+    assert slim.mode == "gate" and slim.dropout == 0.2 and slim.rationale_source == "student"
+    assert by_name[("sasrec", "slim-teacher")].fusion.rationale_source == "teacher"
+    assert by_name[("sasrec", "plain")].fusion.kind == "none"
+    assert by_name[("sasrec", "text-match-step2")].fusion.step == 2
+    assert by_name[("sasrec", "text-match")].fusion.step is None
+    gru = by_name[("gru4rec", "plain")].backbone
+    assert gru.kind == "gru4rec" and gru.hidden_size == 32  # comparable size
+    # Rows share every upstream stage: only the train key differs.
+    keys = [stage_keys(s) for _, _, s in rows]
+    for stage in ("data", "teach", "distill", "encode"):
+        assert len({k[stage] for k in keys}) == 1
+    assert len({k["train"] for k in keys}) == len(rows)
+
+
+def test_plan_subset_and_bad_names():
+    spec = validate_spec({})
+    assert [m for _, m, _ in plan(spec, None, ["plain", "slim"])] == ["plain", "slim"]
+    with pytest.raises(ConfigError, match="sasrec"):
+        plan(spec, ["sasrek"])
+    with pytest.raises(ConfigError, match="Did you mean .item-text."):
+        parse_list("plain,item-txt", list(METHODS), "method")
+    assert parse_list("plain, slim,plain", list(METHODS), "method") == ["plain", "slim"]
+
+
+def _row(backbone, method, ndcg, std=0.01, tail=0.3):
+    return {
+        "backbone": backbone,
+        "method": method,
+        "test": {"ndcg@10": {"mean": ndcg, "std": std}, "hit@10": {"mean": 2 * ndcg, "std": std}},
+        "popularity": {"efd@10": ndcg * 3, "epc@10": ndcg, "tail_share@10": tail,
+                       "hit@10_head": 2 * ndcg, "hit@10_tail": ndcg},
+    }
+
+
+def test_improvement_over_the_best_baseline_of_the_same_backbone():
+    rows = [
+        _row("sasrec", "plain", 0.10),
+        _row("sasrec", "item-text", 0.12),
+        _row("sasrec", "slim-teacher", 0.11),
+        _row("sasrec", "slim", 0.15),
+        _row("gru4rec", "plain", 0.05),
+        _row("gru4rec", "slim", 0.04),
+        _row("sasrec", "text-match", 0.09),
+    ]
+    add_improvements(rows)
+    by = {(r["backbone"], r["method"]): r for r in rows}
+    assert by[("sasrec", "slim")]["improvement"]["ndcg@10"] == pytest.approx(0.25)
+    assert by[("sasrec", "text-match")]["improvement"]["ndcg@10"] == pytest.approx(-0.25)
+    assert by[("gru4rec", "slim")]["improvement"]["ndcg@10"] == pytest.approx(-0.2)
+    assert by[("sasrec", "item-text")]["baseline"] and not by[("sasrec", "slim")]["baseline"]
+
+    result = CompareResult(rows=rows, meta={"seeds": [1, 2], "dataset": {"name": "tiny"},
+                                            "protocol": "full", "masked_history": True})
+    from rich.console import Console
+
+    console = Console(width=200, record=True)
+    console.print(table(result))
+    text = console.export_text()
+    assert "+25.0%" in text and "0.1500 ± 0.0100" in text and "2 seeds" in text
+
+
+def test_popularity_plot(tmp_path):
+    rows = [_row("sasrec", "plain", 0.1, tail=0.1), _row("sasrec", "slim", 0.12, tail=0.4)]
+    out = draw_popularity(rows, tmp_path / "pop.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# -- end to end on a tiny synthetic pipeline (statistics teacher, real student/encoder) ------
+def _tiny_pipeline_spec(tmp_path):
+    import random
+
+    rng = random.Random(0)
+    genres = ["Comedy", "Drama", "Action", "Horror"]
+    rows = []
+    for u in range(12):
+        for t, i in enumerate(rng.sample(range(1, 41), 8)):
+            rows.append(f"u{u},i{i},{1000 + t}\n")
+    log = tmp_path / "log.csv"
+    log.write_text("user_id,item_id,timestamp\n" + "".join(rows))
+    items = tmp_path / "items.csv"
+    items.write_text("item_id,title,categories\n" + "".join(
+        f"i{i},Movie {i},{genres[i % 4]}\n" for i in range(1, 41)))
+    return validate_spec({
+        "dataset": {"kind": "csv", "path": str(log), "items_path": str(items),
+                    "text_columns": ["title", "categories"],
+                    "item_text_template": "{title}; {categories}"},
+        "teacher": {"kind": "statistics", "num_users": 6},
+        "prompt": {"max_items": 5},
+        "student": {"kind": "hf-lora", "max_steps": 1, "max_new_tokens": 12,
+                    "quality_users": 0, "max_length": 512, "valid_share": 0.0},
+        "backbone": {"kind": "sasrec", "hidden_size": 16, "num_heads": 2, "num_layers": 1},
+        "fusion": {"kind": "slim"},
+        "train": {"epochs": 2, "batch_size": 16, "patience": 1},
+        "eval": {"seeds": [1, 2]},
+    })
+
+
+@pytest.mark.slow
+def test_compare_json_on_a_tiny_pipeline(tmp_path, monkeypatch):
+    import json
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from slimkit.cli import app
+
+    spec = _tiny_pipeline_spec(tmp_path)
+    config = tmp_path / "spec.yaml"
+    config.write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False))
+    plot = tmp_path / "pop.png"
+    runner = CliRunner()
+    result = runner.invoke(app, ["compare", "-c", str(config), "--json", "--plot", str(plot)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    methods = [r["method"] for r in data["rows"]]
+    assert methods == ["plain", "item-text", "slim-teacher", "slim", "text-match",
+                       "text-match-step1", "text-match-step2", "text-match-step3"]
+    assert data["seeds"] == [1, 2]
+    for row in data["rows"]:
+        assert row["backbone"] == "sasrec"
+        for metric in ("ndcg@10", "hit@10", "hit@20"):
+            block = row["test"][metric]
+            assert set(block) == {"mean", "std"} and 0.0 <= block["mean"] <= 1.0
+        assert {"efd@10", "epc@10"} <= set(row["popularity"])
+        assert not row["cached"]
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+
+    # Everything is cached now: a second run trains nothing and prints the same numbers.
+    again = runner.invoke(app, ["compare", "-c", str(config), "--json", "--methods", "plain,slim"])
+    assert again.exit_code == 0, again.output
+    rows = json.loads(again.stdout)["rows"]
+    assert [r["cached"] for r in rows] == [True, True]
+    assert rows[1]["test"] == data["rows"][3]["test"]

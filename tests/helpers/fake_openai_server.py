@@ -1,0 +1,248 @@
+"""A real HTTP server on 127.0.0.1 that speaks the OpenAI chat-completions protocol.
+
+It answers ``POST /v1/chat/completions`` (and ``/chat/completions``) with a three-step
+rationale built from the prompt's numbered history lines, after ``latency`` seconds, and
+can inject faults: 429 (with ``Retry-After``), 500, a timeout (sleeps past the client's
+limit), a truncated JSON body, an empty answer, an answer without steps. Faults are drawn
+per request from a seeded RNG keyed by (request body, how often that body was seen), and
+at most ``max_faults_per_request`` times per body, so every request eventually succeeds.
+
+It logs every request (body hash, outcome, Authorization header, time) so tests can check
+that no request was paid for twice and that the key that reached the server is the one
+the user exported. Run it by hand: ``python tests/helpers/fake_openai_server.py --latency 0.5``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
+
+FAULTS = ("429", "500", "timeout", "truncated", "empty", "malformed")
+
+
+@dataclass
+class Logged:
+    body_hash: str
+    outcome: str  # "ok" or a fault name
+    authorization: str
+    finished: float  # time.time() when the response was written
+    prompt: str
+
+
+@dataclass
+class FakeOpenAIServer:
+    latency: float = 0.0
+    faults: dict[str, float] = field(default_factory=dict)  # fault name -> probability
+    max_faults_per_request: int = 2
+    timeout_sleep: float = 3.0
+    seed: int = 0
+    usd_tokens: bool = True  # report usage so litellm can price known models
+    host: str = "127.0.0.1"
+    port: int = 0
+
+    def __post_init__(self):
+        unknown = set(self.faults) - set(FAULTS)
+        if unknown:
+            raise ValueError(f"unknown faults {unknown}; known: {FAULTS}")
+        self.log: list[Logged] = []
+        self._seen: dict[str, int] = {}
+        self._faulted: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle --------------------------------------------------------------------
+    def start(self) -> FakeOpenAIServer:
+        server = self
+
+        class Handler(_Handler):
+            fake = server
+
+        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
+        self._server.daemon_threads = True
+        self._server.request_queue_size = 256
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    # -- accounting -----------------------------------------------------------------------
+    def paid(self) -> list[Logged]:
+        """Requests that got a complete answer (what a hosted provider would bill)."""
+        return [e for e in self.log if e.outcome in ("ok", "empty", "malformed")]
+
+    def paid_per_body(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for entry in self.paid():
+            counts[entry.body_hash] = counts.get(entry.body_hash, 0) + 1
+        return counts
+
+    def _decide(self, body_hash: str) -> str:
+        with self._lock:
+            seen = self._seen.get(body_hash, 0)
+            self._seen[body_hash] = seen + 1
+            if self._faulted.get(body_hash, 0) >= self.max_faults_per_request:
+                return "ok"
+            rng = random.Random(f"{self.seed}:{body_hash}:{seen}")
+            roll = rng.random()
+            edge = 0.0
+            for name in FAULTS:
+                edge += self.faults.get(name, 0.0)
+                if roll < edge:
+                    self._faulted[body_hash] = self._faulted.get(body_hash, 0) + 1
+                    return name
+            return "ok"
+
+    def _record(self, body_hash: str, outcome: str, auth: str, prompt: str) -> None:
+        with self._lock:
+            self.log.append(Logged(body_hash, outcome, auth, time.time(), prompt))
+
+
+def rationale_for(prompt: str) -> str:
+    """A deterministic three-step answer naming the prompt's history items."""
+    items = re.findall(r"^\s*\d+\.\s*(.+)$", prompt, flags=re.MULTILINE)
+    titles = [item.split(";")[0].strip() for item in items] or ["nothing"]
+    return (
+        f"Step 1: The user enjoyed {len(titles)} items, most recently {titles[-1]}.\n"
+        f"Step 2: Recommend more like {titles[0]}.\n"
+        f"Step 3: Recommend the sequel of {titles[-1]}."
+    )
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    fake: FakeOpenAIServer
+
+    def log_message(self, *args) -> None:  # quiet
+        pass
+
+    def _send(self, status: int, payload: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(payload)
+        self.wfile.flush()
+
+    def do_GET(self) -> None:
+        if self.path.rstrip("/").endswith("/models"):
+            self._send(200, json.dumps({"object": "list", "data": [{"id": "fake", "object": "model"}]}).encode())
+        else:
+            self._send(404, b'{"error": {"message": "not found"}}')
+
+    def do_POST(self) -> None:
+        fake = self.fake
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length)
+        if not self.path.rstrip("/").endswith("/chat/completions"):
+            self._send(404, b'{"error": {"message": "not found"}}')
+            return
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            self._send(400, b'{"error": {"message": "bad json"}}')
+            return
+        canonical = json.dumps(
+            {k: body.get(k) for k in ("model", "messages", "temperature", "max_tokens", "seed")}, sort_keys=True
+        )
+        body_hash = hashlib.sha256(canonical.encode()).hexdigest()[:16]
+        prompt = "\n".join(str(m.get("content", "")) for m in body.get("messages", []))
+        outcome = fake._decide(body_hash)
+        auth = self.headers.get("Authorization", "")
+        if fake.latency:
+            time.sleep(fake.latency)
+        if outcome == "429":
+            fake._record(body_hash, outcome, auth, prompt)
+            self._send(429, b'{"error": {"message": "rate limited", "type": "rate_limit"}}',
+                       {"Retry-After": "0"})
+            return
+        if outcome == "500":
+            fake._record(body_hash, outcome, auth, prompt)
+            self._send(500, b'{"error": {"message": "server exploded", "type": "server_error"}}')
+            return
+        if outcome == "timeout":
+            time.sleep(fake.timeout_sleep)
+            fake._record(body_hash, outcome, auth, prompt)
+            try:
+                self._send(504, b'{"error": {"message": "too late"}}')
+            except OSError:
+                pass
+            return
+        content = rationale_for(prompt)
+        if outcome == "empty":
+            content = ""
+        elif outcome == "malformed":
+            content = "I think the user likes movies."
+        completion_tokens = len(content.split())
+        payload = json.dumps(
+            {
+                "id": f"chatcmpl-{body_hash}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body.get("model", "fake"),
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": content},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": len(prompt.split()),
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": len(prompt.split()) + completion_tokens,
+                },
+            }
+        ).encode()
+        if outcome == "truncated":
+            fake._record(body_hash, outcome, auth, prompt)
+            self._send(200, payload[: len(payload) // 2])
+            return
+        fake._record(body_hash, outcome, auth, prompt)
+        self._send(200, payload)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--fault", action="append", default=[], help="name=probability, e.g. 429=0.1")
+    args = parser.parse_args()
+    faults = {k: float(v) for k, v in (f.split("=") for f in args.fault)}
+    server = FakeOpenAIServer(latency=args.latency, faults=faults, port=args.port).start()
+    print(server.url, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
