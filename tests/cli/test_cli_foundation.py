@@ -55,6 +55,7 @@ def test_help_is_fast():
 def test_config_validate_ok(repo):
     result = run("config", "validate", str(repo / "examples" / "quickstart.yaml"))
     assert result.returncode == 0, result.stderr
+    assert "is valid" in result.stdout and "teacher=local" in result.stdout
 
 
 def test_config_typo_exits_2_with_path_and_suggestion(tmp_path):

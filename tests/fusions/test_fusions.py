@@ -159,7 +159,13 @@ def test_slim_teacher_users_without_rationale_get_the_missing_vector():
 def test_slim_modes(mode):
     model = make_head("slim", mode=mode)
     item_seq, lengths, users = batch()
-    model.score_all(item_seq, lengths, users).sum().backward()
+    scores = model.score_all(item_seq, lengths, users)  # (B, N + 1)
+    assert scores.shape == (3, NUM_ITEMS + 1) and torch.isfinite(scores).all()
+    scores.sum().backward()
+    # Every mode trains the backbone and the fusion layers from the scores.
+    for name, param in model.named_parameters():
+        if param.requires_grad and "item_embedding" not in name:
+            assert param.grad is not None, f"{mode}: no gradient reaches {name}"
 
 
 def test_text_match_has_no_item_id_dependence():

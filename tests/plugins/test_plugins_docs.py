@@ -65,8 +65,9 @@ def test_toml_blocks_declare_slimkit_entry_points():
 
 
 def test_yaml_blocks_validate():
-    for text in blocks("yaml"):
-        validate_spec(yaml.safe_load(text))
+    specs = [validate_spec(yaml.safe_load(text)) for text in blocks("yaml")]
+    assert specs, "docs/plugins.md has no yaml block to check"
+    assert all(spec.to_dict()["dataset"]["kind"] for spec in specs)
 
 
 @pytest.mark.slow

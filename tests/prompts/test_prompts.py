@@ -20,7 +20,9 @@ def test_builtin_templates_render_history(template):
 
 def test_builtins_are_registered():
     reg = registry("prompts")
-    assert reg.get("slim-cot") is not None and reg.get("slim-student") is not None
+    for name in ("slim-cot", "slim-student"):
+        template = reg.get(name)
+        assert template.name == name and "history" in template.variables()
 
 
 def test_teacher_template_asks_for_three_steps():

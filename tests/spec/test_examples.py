@@ -28,7 +28,11 @@ def test_every_promised_example_exists():
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_example_validates(path):
     spec = load_spec(path, [])
-    assert spec.source is not None
+    assert spec.source == str(path)
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for section, values in raw.items():  # what the file says is what the spec holds
+        if isinstance(values, dict) and "kind" in values:
+            assert spec.section(section).kind == values["kind"]
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
