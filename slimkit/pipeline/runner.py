@@ -80,12 +80,21 @@ class Pipeline:
 
     # -- which output can be used ----------------------------------------------------------
     def cached(self, stage: str) -> Path | None:
-        """The folder of a usable cached output of ``stage``, or None (nothing is run).
+        """The folder of a usable output of ``stage`` in the cache, or None (nothing is run).
 
         An entry is dropped when its summary cannot be read or, for the data stage, when an
         input file changed since; a teach output with failed users is kept (its answers are
-        cached per request) but not used, so the stage runs again for those users.
+        cached per request) but not used, so the stage runs again for those users. An entry
+        found usable is remembered, so its checksums are verified once per pipeline.
         """
+        if stage not in self._results:
+            found = self._usable(stage)
+            if found is None:
+                return None
+            self._results[stage] = found
+        return self._results[stage].path
+
+    def _usable(self, stage: str) -> StageResult | None:
         key = self.keys[stage]
         folder = self.cache.get(stage, key)
         if folder is None:
@@ -102,24 +111,20 @@ class Pipeline:
             return None
         if stage == "teach" and not teach.reusable(summary):
             return None
-        return folder
+        return StageResult(stage, key, folder, cached=True, summary=summary)
 
     def run(self, stage: str) -> StageResult:
         """The output of ``stage``: from the cache, or computed now (upstream first)."""
-        if stage in self._results:
+        if self.cached(stage) is not None:
             return self._results[stage]
         key = self.keys[stage]
-        folder = self.cached(stage)
-        if folder is not None:
-            result = StageResult(stage, key, folder, cached=True, summary=read_summary(folder))
-        else:
-            compute = self._compute(stage)  # loads upstream outputs (running them if needed)
-            started = time.perf_counter()
-            with self.cache.write(stage, key, stage_spec(self.spec, stage),
-                                  stage_versions(self.spec, stage)) as out:
-                summary = compute(out)
-            result = StageResult(stage, key, self.cache.path(stage, key), cached=False,
-                                 seconds=time.perf_counter() - started, summary=summary)
+        compute = self._compute(stage)  # loads upstream outputs (running them if needed)
+        started = time.perf_counter()
+        with self.cache.write(stage, key, stage_spec(self.spec, stage),
+                              stage_versions(self.spec, stage)) as out:
+            summary = compute(out)
+        result = StageResult(stage, key, self.cache.path(stage, key), cached=False,
+                             seconds=time.perf_counter() - started, summary=summary)
         self._results[stage] = result
         return result
 
@@ -180,15 +185,21 @@ class Pipeline:
         identity = encoder_identity(self.spec.encoder)
         return self._read("encode", lambda folder: read_vectors(folder, identity))
 
-    def trained(self) -> TrainedModel:
-        """The spec's trained model from the cache (StageMissingError when not trained yet)."""
+    def trained_folder(self, command: str = "train") -> Path:
+        """The train stage's cached folder; StageMissingError saying to run ``slimkit
+        COMMAND`` first when the spec has no trained model yet (nothing heavy is loaded)."""
         folder = self.cached("train")
         if folder is None:
             source = self.spec.source
             raise StageMissingError(
                 "No trained model for this spec yet" + (f" ({source})" if source else "") + ".",
-                hint=f"Run `slimkit train -c {source or '<spec>'}` first.",
+                hint=f"Run `slimkit {command} -c {source or '<spec>'}` first.",
             )
+        return folder
+
+    def trained(self) -> TrainedModel:
+        """The spec's trained model from the cache (StageMissingError when not trained yet)."""
+        folder = self.trained_folder()
         info, metrics = read_model_info(folder), read_metrics(folder)
         side = train.side_info(self.spec, self.vectors(run=False) if uses_text(self.spec) else None)
         model = train.recommender_for(self.spec, num_users=info["num_users"], num_items=info["num_items"],

@@ -76,11 +76,7 @@ def recommend(spec: Any, user: str | None = None, history: Sequence[str] | None 
     if k < 1:
         raise SlimkitError(f"--k must be at least 1, got {k}.")
     pipeline = Pipeline(spec, cache, progress=False)
-    if pipeline.cached("train") is None:  # fail early, before loading anything heavy
-        raise SlimkitError(
-            "No trained model for this spec yet" + (f" ({spec.source})" if spec.source else "") + ".",
-            hint=f"Run `slimkit run -c {spec.source or '<spec>'}` first; then recommend again.",
-        )
+    pipeline.trained_folder(command="run")  # fail early, before loading anything heavy
     dataset = pipeline.dataset()
     with quiet_libraries(True):
         if user is not None:
