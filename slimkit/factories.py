@@ -51,6 +51,17 @@ def build_encoder(encoder: Params, device: str = "cpu") -> Any:
     return impl(**kwargs)
 
 
+def cached_text_encoder(encoder: Params, records: Any, device: str = "cpu") -> Any:
+    """``encode(texts) -> (T, E)`` for an ``encoder`` section: the encoder built once, each
+    text's vector read from (or written to) the ``records`` store of vectors."""
+    from functools import partial
+
+    from slimkit.encoders.cached import encode_cached
+
+    built = build_encoder(encoder, device=device)
+    return partial(encode_cached, built, records=records, identity=encoder_identity(encoder, built))
+
+
 def encoder_identity(encoder: Params, built: Any = None) -> dict[str, Any]:
     """What an ``encoder`` section says vectors must have been made with; with ``built``
     (the encoder itself), completed by what it reports (``identity``: a model fingerprint)."""

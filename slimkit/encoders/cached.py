@@ -19,6 +19,8 @@ import numpy as np
 from slimkit.cache import canonical_json
 from slimkit.errors import SlimkitError
 
+RECORD_NAMESPACE = "vectors"
+"""``StageCache.records(...)`` namespace of the per-text vectors."""
 CHUNK_BATCHES = 8
 """Encoder batches encoded between two writes to the store (the resume granularity)."""
 _DEFAULT_BATCH_SIZE = 64

@@ -8,12 +8,12 @@ from typing import Any
 
 from slimkit.artifacts.rationales import rationale_view
 from slimkit.artifacts.vectors import select_rationale_vectors
+from slimkit.encoders.cached import RECORD_NAMESPACE
 from slimkit.errors import StageMissingError
-from slimkit.factories import build_encoder, build_student, encoder_identity, prompt_template
+from slimkit.factories import build_student, cached_text_encoder, prompt_template
 from slimkit.prompts.history import item_texts
 from slimkit.rationale import parse_steps
 from slimkit.stages.distill import ADAPTER_FOLDER, RATIONALE_STORE, RationaleGenerator
-from slimkit.stages.encode import VECTOR_STORE
 
 
 def write_rationale(pipeline: Any, items: Sequence[int], *, progress: bool = False) -> dict[str, Any]:
@@ -48,17 +48,13 @@ def new_user_row(pipeline: Any, model: Any, text: str) -> int:
     """Encode a new user's rationale ``text`` (the step the head reads, when it reads one)
     and add it to ``model`` as a user row; returns the row's index."""
     spec = pipeline.spec
-    known = select_rationale_vectors(pipeline.vectors(run=False),
-                                     getattr(spec.fusion, "rationale_source", "student"),
-                                     getattr(spec.fusion, "step", None))  # (U, E)
     step = getattr(spec.fusion, "step", None)
+    known = select_rationale_vectors(pipeline.vectors(run=False),
+                                     getattr(spec.fusion, "rationale_source", "student"), step)  # (U, E)
     if step is not None:
         text = (parse_steps(text) or {}).get(int(step), "")
     vector = known[0] * 0  # (E,) zeros: no rationale
     if text:
-        from slimkit.encoders.cached import encode_cached
-
-        encoder = build_encoder(spec.encoder)
-        vector = encode_cached(encoder, [text], pipeline.cache.records(VECTOR_STORE),
-                               identity=encoder_identity(spec.encoder, encoder))[0]
+        encode = cached_text_encoder(spec.encoder, pipeline.cache.records(RECORD_NAMESPACE))
+        vector = encode([text])[0]
     return model.add_user(vector)

@@ -33,7 +33,7 @@ from slimkit.artifacts.rationales import write_rationales
 from slimkit.cache import hash_key
 from slimkit.console import stderr_console
 from slimkit.errors import SlimkitError
-from slimkit.factories import build_encoder, build_student, prompt_template
+from slimkit.factories import build_student, cached_text_encoder, prompt_template
 from slimkit.prompts.history import user_messages
 from slimkit.rationale import parse_steps, steps_to_json
 from slimkit.registry import component_versions
@@ -189,16 +189,10 @@ def _quality(spec, records, eval_records, base_out, student_out, held_out: bool)
     """The quality report on the held-out teacher users (None when there are none)."""
     if not eval_records:
         return None
-    from slimkit.encoders.cached import encode_cached
-    from slimkit.factories import encoder_identity
+    from slimkit.encoders.cached import RECORD_NAMESPACE
     from slimkit.students import quality
 
-    encoder = build_encoder(spec.encoder)
-    identity = encoder_identity(spec.encoder, encoder)
-
-    def encode(texts: list[str]):
-        return encode_cached(encoder, texts, records("vectors"), identity=identity)
-
+    encode = cached_text_encoder(spec.encoder, records(RECORD_NAMESPACE))
     users = [int(r["user_index"]) for r in eval_records]
     name = getattr(spec.encoder, "model", None) or spec.encoder.kind
     return quality.quality_report(

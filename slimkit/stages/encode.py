@@ -17,10 +17,9 @@ import numpy as np
 from slimkit.artifacts.files import write_summary
 from slimkit.artifacts.rationales import steps_of
 from slimkit.artifacts.vectors import STEPS, VECTOR_FILES, write_vectors
+from slimkit.encoders.cached import RECORD_NAMESPACE, encode_cached
 from slimkit.errors import SlimkitError
 from slimkit.factories import build_encoder, encoder_identity
-
-VECTOR_STORE = "vectors"
 
 
 def _rationale_texts(records: list[dict[str, Any]], num_users: int,
@@ -62,8 +61,6 @@ def encode_all(data: Any, teacher_records: list[dict[str, Any]], student_records
     empty gets zero vectors, like the steps of a malformed answer, and is counted. The
     teacher's vectors cover whom it saw.
     """
-    from slimkit.encoders.cached import encode_cached
-
     num_users = data.num_users
     student_whole, student_steps, student_empty = _rationale_texts(student_records, num_users, "student")
     missing = [u for u in range(num_users) if u not in student_whole and u not in student_empty]
@@ -138,7 +135,7 @@ def encode(spec: Any, dataset: Any, teacher_records: list[dict[str, Any]],
     encoder = build_encoder(spec.encoder, device=resolve_device("auto"))
     identity = encoder_identity(spec.encoder, encoder)
     arrays, summary = encode_all(dataset, teacher_records, student_records, encoder,
-                                 records(VECTOR_STORE), identity=identity, progress=progress)
+                                 records(RECORD_NAMESPACE), identity=identity, progress=progress)
     summary["seconds"] = round(time.perf_counter() - start, 2)
     write_vectors(out, arrays, summary)
     write_summary(out, summary)
