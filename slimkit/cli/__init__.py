@@ -23,6 +23,7 @@ from slimkit.cli import models as models_cmd
 from slimkit.cli import plugins as plugins_cmd
 from slimkit.cli import recommend as recommend_cmd
 from slimkit.cli import run as run_cmd
+from slimkit.cli import serve as serve_cmd
 from slimkit.cli import status as status_cmd
 from slimkit.cli import teach as teach_cmd
 from slimkit.cli import train as train_cmd
@@ -81,6 +82,7 @@ distill_cmd.register(app)
 train_cmd.register(app)
 compare_cmd.register(app)
 recommend_cmd.register(app)
+serve_cmd.register(app)
 run_cmd.register(app)
 status_cmd.register(app)
 plugins_cmd.register(app)
