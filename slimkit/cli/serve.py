@@ -51,6 +51,7 @@ def serve_command(
                           "authentication.[/]")
 
     serve(spec, host=host, port=port, log_level=log_level, on_ready=ready)
+    console.print("Service stopped.")
 
 
 def register(app: typer.Typer) -> None:

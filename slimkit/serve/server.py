@@ -26,14 +26,24 @@ def _config(service: RecommendationService, host: str, port: int, log_level: str
 
 def serve(spec: Any, *, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info",
           cache: StageCache | None = None, on_ready: Any = None) -> None:
-    """Load the spec's trained pipeline and serve it on ``host:port`` until interrupted."""
+    """Load the spec's trained pipeline and serve it on ``host:port`` until interrupted
+    (Ctrl-C or SIGTERM: a graceful shutdown, then return)."""
     import uvicorn
 
     service = RecommendationService(spec, cache)
     if on_ready is not None:
         on_ready(service)
     server = uvicorn.Server(_config(service, host, port, log_level))
-    server.run()
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        # uvicorn shuts down on Ctrl-C, then raises the signal again for the caller: a
+        # server stopped that way has done its job.
+        pass
+    except SystemExit:
+        if server.started:
+            raise
+        # uvicorn exits when it cannot bind; say why below instead.
     if not server.started:
         raise SlimkitError(f"The service could not listen on {host}:{port}.",
                            hint="Is the port in use? Pick another with --port.")
@@ -65,6 +75,6 @@ class BackgroundServer:
             time.sleep(0.02)
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
