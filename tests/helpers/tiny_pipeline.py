@@ -13,12 +13,16 @@ import yaml
 from helpers.teach_fixtures import tiny_spec
 from helpers.tiny_student import build_tiny_student
 
-BACKBONES = {
-    "sasrec": {"kind": "sasrec", "hidden_size": 16, "num_layers": 1, "num_heads": 1,
-               "inner_size": 32},
-    "gru4rec": {"kind": "gru4rec", "hidden_size": 16, "gru_size": 16},
-    "srgnn": {"kind": "srgnn", "hidden_size": 16},
-}
+SMALL = {"hidden_size": 16, "inner_size": 32, "gru_size": 16, "num_layers": 1, "num_heads": 1}
+
+
+def tiny_backbone(name: str) -> dict[str, Any]:
+    """A spec section for registered backbone ``name``: its defaults, small where it has
+    the usual size fields (built-ins and plugins alike)."""
+    from slimkit.components import params_model
+
+    defaults = params_model("backbones", name)(kind=name).model_dump(exclude={"kind"})
+    return {"kind": name, **{k: v for k, v in SMALL.items() if k in defaults}}
 
 
 def tiny_raw_spec(folder: Path, model_dir: Path, *, backbone: str = "sasrec",
@@ -30,7 +34,7 @@ def tiny_raw_spec(folder: Path, model_dir: Path, *, backbone: str = "sasrec",
                       "epochs": 1, "max_new_tokens": 12, "gen_batch_size": 16,
                       "quality_users": 2, "valid_share": 0.2, "precision": "none"}
     raw["encoder"] = {"batch_size": 32}
-    raw["backbone"] = dict(BACKBONES[backbone])
+    raw["backbone"] = tiny_backbone(backbone)
     raw["fusion"] = {"kind": fusion}
     raw["train"] = {"epochs": 1, "batch_size": 32, "patience": 1}
     raw["eval"] = {"ks": [5, 10], "seeds": [7]}
