@@ -166,3 +166,24 @@ def test_cli_errors_exit_2(base, tmp_path, capsys, monkeypatch):
     code, _, err = cli(capsys, monkeypatch, "export", "-c", str(base["spec_path"]), "-o",
                        str(tmp_path / "m.txt"))
     assert code == 2 and "ending in .onnx" in err
+
+
+def test_the_docs_example_runs(base, tmp_path):
+    """docs/export.md's onnxruntime example, run as written next to an exported model."""
+    import re
+    import subprocess
+    import sys
+
+    from helpers import REPO
+
+    from slimkit.export import export_onnx
+
+    export_onnx(load_spec(base["spec_path"]), tmp_path / "model.onnx",
+                cache=StageCache(base["cache"]), check=False)
+    text = (REPO / "docs" / "export.md").read_text(encoding="utf-8")
+    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    printed = eval(result.stdout.strip())  # noqa: S307 - a list of item ids printed by the example
+    assert len(printed) == 10 and all(item.startswith("i") for item in printed)
