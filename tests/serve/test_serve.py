@@ -276,3 +276,17 @@ def test_cli_port_in_use_is_a_clear_error(trained):
     assert result.returncode == 2, result.stderr
     assert f"could not listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_help_imports_no_extra():
+    """`slimkit --help` (and so every command module) loads neither the serve nor the
+    export extra: they are imported inside the commands."""
+    code = ("import sys\nfrom slimkit.cli import main\ntry:\n    main(['--help'])\n"
+            "except SystemExit:\n    pass\n"
+            "extras = ('fastapi', 'uvicorn', 'starlette', 'onnx', 'onnxruntime', 'onnxscript', "
+            "'rapidfuzz', 'httpx')\n"
+            "sys.stderr.write('LOADED=' + ','.join(m for m in extras if m in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert "serve" in result.stdout and "export" in result.stdout
+    assert result.stderr.rsplit("LOADED=", 1)[1].strip() == "", result.stderr
