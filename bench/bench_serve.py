@@ -124,7 +124,7 @@ def main() -> None:
         with httpx.Client(base_url=base, timeout=600,
                           limits=httpx.Limits(max_connections=64)) as http:
             meta = http.get("/model").json()
-            get = lambda u: http.get(f"/users/{u}/recommendations",  # noqa: E731
+            get = lambda u: http.get(f"/users/{u}/recommendations",
                                      params={"k": args.k}).raise_for_status()
             picks = [rng.choice(users) for _ in range(args.known)]
             timed(get, picks[:10])  # warm-up
@@ -132,7 +132,7 @@ def main() -> None:
             rows[f"known user, {args.concurrency} clients"], _ = timed(get, picks, args.concurrency)
 
             histories = [rng.sample(catalogue, args.history_length) for _ in range(args.histories)]
-            post = lambda h: http.post("/recommendations",  # noqa: E731
+            post = lambda h: http.post("/recommendations",
                                        json={"items": h, "k": args.k}).raise_for_status().json()
             started = time.perf_counter()
             post(rng.sample(catalogue, args.history_length))  # loads the student and encoder

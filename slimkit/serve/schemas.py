@@ -43,6 +43,8 @@ class Rationale(BaseModel):
     text: str
     steps: dict[str, str] | None = Field(description="Step number -> text, when well formed.")
     well_formed: bool
+    named_items: list[str] = Field([], description="Item ids step 3 names, resolved against "
+                                                   "the catalogue (empty when not resolved).")
 
 
 class Recommendations(BaseModel):

@@ -66,18 +66,16 @@ class UnknownItemsError(SlimkitError):
 def named_item_ids(rationale: dict[str, Any] | None, items: Sequence[dict[str, Any]]) -> list[str]:
     """Ids of the recommended ``items`` the rationale names (in rank order).
 
-    Rationales that carry resolved item ids (``item_ids`` of their named items) are used
-    as they are; otherwise an item counts as named when a rationale step mentions its
-    title (``recommend.titles.mentioning_step``, already in each item's ``step``). The one
-    place that decides it, so the service follows whichever the rationale provides.
+    An item is named when it is among the rationale's resolved step-3 items
+    (``named_items``: raw ids, where the rationale carries them) or when a rationale step
+    mentions its title (``recommend.titles.mentioning_step``, already in each item's
+    ``step``). The one place that decides it for the service.
     """
     if not rationale:
         return []
-    resolved = rationale.get("item_ids")
-    if resolved is not None:
-        wanted = {str(i) for i in resolved}
-        return [item["item_id"] for item in items if str(item["item_id"]) in wanted]
-    return [item["item_id"] for item in items if item.get("step")]
+    resolved = {str(i) for i in rationale.get("named_items") or ()}
+    return [item["item_id"] for item in items
+            if item.get("step") or str(item["item_id"]) in resolved]
 
 
 def close_items(dataset: Any, raw: str, n: int = 5) -> list[dict[str, str]]:

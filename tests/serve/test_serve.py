@@ -202,12 +202,13 @@ def test_a_head_without_rationales_serves_new_histories(trained, tmp_path):
     assert service._writer is None  # the student never loaded
 
 
-def test_named_item_ids_from_steps_or_resolved_ids():
+def test_named_item_ids_from_steps_and_resolved_ids():
     from slimkit.serve import named_item_ids
 
     items = [{"item_id": "1", "step": 3}, {"item_id": "2", "step": None}, {"item_id": "3", "step": 1}]
     assert named_item_ids({"steps": {}}, items) == ["1", "3"]
-    assert named_item_ids({"item_ids": ["2", 3]}, items) == ["2", "3"]
+    assert named_item_ids({"named_items": ["2"]}, items) == ["1", "2", "3"]
+    assert named_item_ids({"named_items": ["2"]}, [{"item_id": "2", "step": None}]) == ["2"]
     assert named_item_ids(None, items) == []
 
 
