@@ -20,7 +20,11 @@ row = the user's index in ``user_ids``).
 from __future__ import annotations
 
 import json
+import logging
 import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +136,7 @@ def _export(scorer: Any, example: tuple, names: list[str], out: Path, spec: Any)
     if "rationale" in names:
         shapes["rationale"] = {0: batch}
     try:
-        with torch.no_grad(), quiet_libraries(True):
+        with torch.no_grad(), quiet_libraries(True), _quiet_exporter():
             program = torch.onnx.export(scorer, example, input_names=names,
                                         output_names=["scores"], dynamic_shapes=shapes,
                                         opset_version=OPSET, dynamo=True, external_data=False,
@@ -146,6 +150,20 @@ def _export(scorer: Any, example: tuple, names: list[str], out: Path, spec: Any)
             hint="Serve it with `slimkit serve` instead. A plugin backbone exports when "
             "torch.export can trace it and torch.onnx can translate each of its operations.",
         ) from exc
+
+
+@contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """torch.onnx's own chatter (skipped torchvision ops, shape-name notes) off the display."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def _reason(exc: BaseException) -> str:
