@@ -26,7 +26,7 @@ def export_command(
     rationale vector where the fusion head reads one; output: a score per item).
 
     Needs a trained model (`slimkit run -c FILE` first) and the `export` extra:
-    pip install 'slimkit[export]'. See docs/export.md for serving the file elsewhere.
+    pip install 'slimkit\\[export]'. See docs/export.md for serving the file elsewhere.
     """
     from slimkit.cli._common import load_spec_from_cli, print_json
     from slimkit.console import stderr_console

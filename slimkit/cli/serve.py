@@ -25,12 +25,15 @@ def serve_command(
     """Serve recommendations over HTTP: known users, new histories, model metadata.
 
     Loads the trained pipeline once (run `slimkit run -c FILE` first). OpenAPI docs at
-    http://HOST:PORT/docs. Needs the `serve` extra: pip install 'slimkit[serve]'.
+    http://HOST:PORT/docs. Needs the `serve` extra: pip install 'slimkit\\[serve]'.
     """
     from slimkit.cli._common import load_spec_from_cli
     from slimkit.console import stderr_console
-    from slimkit.errors import require_extra
+    from slimkit.errors import SlimkitError, require_extra
 
+    levels = ("critical", "error", "warning", "info", "debug")
+    if log_level not in levels:
+        raise SlimkitError(f"--log-level must be one of {', '.join(levels)}, got {log_level!r}.")
     require_extra("serve", "fastapi", "uvicorn")
     from slimkit.serve.server import LOOPBACK, serve
 
