@@ -46,3 +46,18 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """``" Did you mean 'x'?"`` for the closest choice, or ``""`` when none is close."""
     close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.5)
     return f" Did you mean '{close[0]}'?" if close else ""
+
+
+def require_extra(extra: str, *modules: str) -> None:
+    """A SlimkitError naming the extra to install when any of ``modules`` is missing
+    (checked without importing them)."""
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise SlimkitError(
+            f"This needs the optional package{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(missing)} (the '{extra}' extra), which {'are' if len(missing) > 1 else 'is'} "
+            "not installed.",
+            hint=f"pip install 'slimkit[{extra}]'",
+        )

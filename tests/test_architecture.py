@@ -26,7 +26,7 @@ import slimkit
 
 PACKAGE_DIR = Path(slimkit.__file__).resolve().parent
 
-# The layers of the architecture (cli -> pipeline -> stages -> factories/artifacts ->
+# The layers of the architecture (cli -> serve/export -> pipeline -> stages -> factories/artifacts ->
 # components -> foundation), lowest first, as packages or modules under slimkit/. A
 # module may import its own layer and the layers below it, never a layer above. Modules
 # in none of them (the package root, plugins.py, scaffold.py, ...) are not ranked; the
@@ -39,6 +39,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("factories and artifacts", ("factories", "artifacts")),
     ("stages", ("stages",)),
     ("pipeline, compare, recommend", ("pipeline", "compare", "recommend")),
+    ("serve, export", ("serve", "export")),
     ("cli", ("cli",)),
 ]
 

@@ -19,10 +19,12 @@ from slimkit.cli import compare as compare_cmd
 from slimkit.cli import config as config_cmd
 from slimkit.cli import data as data_cmd
 from slimkit.cli import distill as distill_cmd
+from slimkit.cli import export as export_cmd
 from slimkit.cli import models as models_cmd
 from slimkit.cli import plugins as plugins_cmd
 from slimkit.cli import recommend as recommend_cmd
 from slimkit.cli import run as run_cmd
+from slimkit.cli import serve as serve_cmd
 from slimkit.cli import status as status_cmd
 from slimkit.cli import teach as teach_cmd
 from slimkit.cli import train as train_cmd
@@ -81,6 +83,8 @@ distill_cmd.register(app)
 train_cmd.register(app)
 compare_cmd.register(app)
 recommend_cmd.register(app)
+serve_cmd.register(app)
+export_cmd.register(app)
 run_cmd.register(app)
 status_cmd.register(app)
 plugins_cmd.register(app)

@@ -19,18 +19,23 @@ RECENT_HISTORY = 10
 """How many of the most recent history items the CLI shows."""
 
 
+def known_rationales(pipeline: Pipeline) -> dict[int, dict[str, Any]]:
+    """Every known user's rationale by user index: the student's, the teacher's where the
+    student has none; from cached stage outputs only."""
+    views: dict[int, dict[str, Any]] = {}
+    if pipeline.cached("teach") is not None:
+        for row in pipeline.teacher_rationales():
+            views[int(row["user_index"])] = rationale_view(row, "teacher")
+    if pipeline.cached("distill") is not None:
+        for row in pipeline.student_rationales():
+            views[int(row["user_index"])] = rationale_view(row, "student")
+    return views
+
+
 def known_rationale(pipeline: Pipeline, user: int) -> dict[str, Any] | None:
     """The student's rationale for a known user index (the teacher's when the student has
     none), from cached stage outputs only."""
-    if pipeline.cached("distill") is not None:
-        for row in pipeline.student_rationales():
-            if int(row["user_index"]) == user:
-                return rationale_view(row, "student")
-    if pipeline.cached("teach") is not None:
-        for row in pipeline.teacher_rationales():
-            if int(row["user_index"]) == user:
-                return rationale_view(row, "teacher")
-    return None
+    return known_rationales(pipeline).get(user)
 
 
 def load_model(pipeline: Pipeline) -> Any:
@@ -91,7 +96,28 @@ def recommend(spec: Any, user: str | None = None, history: Sequence[str] | None 
             model = load_model(pipeline)
             model_user = new_user_row(pipeline, model, rationale["text"]) if needs_rationales else 0
 
-    scores = _scores(model, items, model_user, spec.dataset.max_seq_len)
+    ranked = top_items(model, dataset, items, model_user, k=k, max_seq_len=spec.dataset.max_seq_len,
+                       include_history=include_history, rationale=rationale)
+    return {
+        "user": str(user) if user is not None else None,
+        "new_user": user is None,
+        "history": history_view(dataset, items, spec.dataset.max_seq_len),
+        "history_length": len(items),
+        "rationale": rationale,
+        "items": ranked,
+        "k": len(ranked),
+        "masked_history": not include_history,
+        "model": {"backbone": spec.backbone.kind, "fusion": spec.fusion.kind},
+    }
+
+
+def top_items(model: Any, dataset: Any, items: Sequence[int], model_user: int, *, k: int,
+              max_seq_len: int, include_history: bool = False,
+              rationale: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The top-``k`` items for one row of ``model`` (user index ``model_user``, history
+    ``items``): ``[{"rank", "item_id", "title", "score", "step", "in_history"}, ...]``;
+    ``step`` is the rationale step that names the item, or None."""
+    scores = _scores(model, items, model_user, max_seq_len)
     scores[0] = float("-inf")
     if not include_history:
         scores[sorted(set(items))] = float("-inf")
@@ -105,16 +131,10 @@ def recommend(spec: Any, user: str | None = None, history: Sequence[str] | None 
         ranked.append({"rank": rank, "item_id": dataset.item_ids[item], "title": title,
                        "score": round(float(score), 6), "step": mentioning_step(title, steps),
                        "in_history": item in seen})
-    recent = items[-spec.dataset.max_seq_len :]
-    return {
-        "user": str(user) if user is not None else None,
-        "new_user": user is None,
-        "history": [{"item_id": dataset.item_ids[i], "title": dataset.item_titles[i] or dataset.item_ids[i]}
-                    for i in recent],
-        "history_length": len(items),
-        "rationale": rationale,
-        "items": ranked,
-        "k": k,
-        "masked_history": not include_history,
-        "model": {"backbone": spec.backbone.kind, "fusion": spec.fusion.kind},
-    }
+    return ranked
+
+
+def history_view(dataset: Any, items: Sequence[int], max_seq_len: int) -> list[dict[str, str]]:
+    """The last ``max_seq_len`` history items (what the model reads) as ids and titles."""
+    return [{"item_id": dataset.item_ids[i], "title": dataset.item_titles[i] or dataset.item_ids[i]}
+            for i in items[-max_seq_len:]]

@@ -3,7 +3,7 @@ it into a vector, and the trained head takes it as one more user row."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from slimkit.artifacts.rationales import rationale_view
@@ -16,45 +16,72 @@ from slimkit.rationale import parse_steps
 from slimkit.stages.distill import ADAPTER_FOLDER, RATIONALE_STORE, RationaleGenerator
 
 
+class RationaleWriter:
+    """The fine-tuned student of a pipeline's spec, loaded once, writing the rationale of
+    new histories (cached per prompt, in the same store as the distill stage's)."""
+
+    def __init__(self, pipeline: Any):
+        spec = pipeline.spec
+        distill = pipeline.cached("distill")
+        if distill is None:
+            raise StageMissingError(
+                "A new user's rationale needs the fine-tuned student, but the distill stage has "
+                "not run for this spec.",
+                hint=f"Run `slimkit run -c {spec.source or '<spec>'}` first.",
+            )
+        template = prompt_template(spec.prompt.student)
+        dataset = pipeline.dataset()
+
+        def prompt_of(history: tuple[int, ...]) -> list[dict[str, str]]:
+            return template.render(item_texts(dataset, history, spec.prompt.max_items,
+                                              spec.prompt.max_item_chars))
+
+        student = build_student(spec.student)
+        student.load()
+        student.load_adapter(distill / ADAPTER_FOLDER)
+        student.prepare_for_generation()
+        self.generator = RationaleGenerator(student, pipeline.cache.records(RATIONALE_STORE),
+                                            prompt_of)
+
+    def is_stored(self, items: Sequence[int]) -> bool:
+        """Whether the rationale of this history is in the store already (no generation)."""
+        history = tuple(int(i) for i in items)
+        return self.generator.store.get(self.generator.record_key(history)) is not None
+
+    def __call__(self, items: Sequence[int], *, progress: bool = False) -> dict[str, Any]:
+        history = tuple(int(i) for i in items)
+        row = self.generator([history], progress=progress, description="Student rationale")[history]
+        return rationale_view(row, "student")
+
+
 def write_rationale(pipeline: Any, items: Sequence[int], *, progress: bool = False) -> dict[str, Any]:
     """The fine-tuned student's rationale for a history of item indices (cached per prompt,
     in the same store as the distill stage's)."""
-    spec = pipeline.spec
-    distill = pipeline.cached("distill")
-    if distill is None:
-        raise StageMissingError(
-            "A new user's rationale needs the fine-tuned student, but the distill stage has "
-            "not run for this spec.",
-            hint=f"Run `slimkit run -c {spec.source or '<spec>'}` first.",
-        )
-    template = prompt_template(spec.prompt.student)
-    dataset = pipeline.dataset()
-
-    def prompt_of(history: tuple[int, ...]) -> list[dict[str, str]]:
-        return template.render(item_texts(dataset, history, spec.prompt.max_items,
-                                          spec.prompt.max_item_chars))
-
-    student = build_student(spec.student)
-    student.load()
-    student.load_adapter(distill / ADAPTER_FOLDER)
-    student.prepare_for_generation()
-    generator = RationaleGenerator(student, pipeline.cache.records(RATIONALE_STORE), prompt_of)
-    history = tuple(int(i) for i in items)
-    row = generator([history], progress=progress, description="Student rationale")[history]
-    return rationale_view(row, "student")
+    return RationaleWriter(pipeline)(items, progress=progress)
 
 
-def new_user_row(pipeline: Any, model: Any, text: str) -> int:
-    """Encode a new user's rationale ``text`` (the step the head reads, when it reads one)
-    and add it to ``model`` as a user row; returns the row's index."""
+def rationale_encoder(pipeline: Any) -> Callable[[list[str]], Any]:
+    """``encode(texts) -> (T, E)`` with the spec's encoder and the pipeline's vector store."""
+    return cached_text_encoder(pipeline.spec.encoder, pipeline.cache.records(RECORD_NAMESPACE))
+
+
+def new_user_vector(pipeline: Any, text: str, encode: Callable[[list[str]], Any] | None = None) -> Any:
+    """The raw rationale vector (E,) a new user with rationale ``text`` gets: the step the
+    head reads, when it reads one, encoded; zeros when there is no text."""
     spec = pipeline.spec
     step = getattr(spec.fusion, "step", None)
     known = select_rationale_vectors(pipeline.vectors(run=False),
                                      getattr(spec.fusion, "rationale_source", "student"), step)  # (U, E)
     if step is not None:
         text = (parse_steps(text) or {}).get(int(step), "")
-    vector = known[0] * 0  # (E,) zeros: no rationale
-    if text:
-        encode = cached_text_encoder(spec.encoder, pipeline.cache.records(RECORD_NAMESPACE))
-        vector = encode([text])[0]
-    return model.add_user(vector)
+    if not text:
+        return known[0] * 0  # (E,) zeros: no rationale
+    encode = encode or rationale_encoder(pipeline)
+    return encode([text])[0]  # (E,)
+
+
+def new_user_row(pipeline: Any, model: Any, text: str,
+                 encode: Callable[[list[str]], Any] | None = None) -> int:
+    """Encode a new user's rationale ``text`` (the step the head reads, when it reads one)
+    and add it to ``model`` as a user row; returns the row's index."""
+    return model.add_user(new_user_vector(pipeline, text, encode))
