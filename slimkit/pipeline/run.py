@@ -74,26 +74,49 @@ def run_pipeline(
                 cache.delete(stage, keys[stage])
                 forced.append(stage)
 
-    with quiet_libraries(progress):
-        outcomes = _run_stages(pipeline, needed_stages(spec), until, console)
+    with track(spec, cache) as tracker:
+        with quiet_libraries(progress):
+            outcomes = _run_stages(pipeline, needed_stages(spec), until, console)
 
-    report = PipelineReport(
-        spec=spec.source,
-        cache=str(cache.root),
-        stages=outcomes,
-        seconds=round(time.perf_counter() - start, 3),
-        forced=forced,
-        recomputed=list(StageCache.corruption_reports[corrupt_before:]),
-    )
-    teach = report.stage("teach")
-    if teach.path:
-        report.teacher = teacher_cost(teach.summary)
-    train = report.stage("train")
-    if train.path:
-        report.metrics = read_metrics(Path(train.path))
+        report = PipelineReport(
+            spec=spec.source,
+            cache=str(cache.root),
+            stages=outcomes,
+            seconds=round(time.perf_counter() - start, 3),
+            forced=forced,
+            recomputed=list(StageCache.corruption_reports[corrupt_before:]),
+        )
+        teach = report.stage("teach")
+        if teach.path:
+            report.teacher = teacher_cost(teach.summary)
+        train = report.stage("train")
+        if train.path:
+            report.metrics = read_metrics(Path(train.path))
+        if tracker is not None:
+            tracker.finish(report.to_dict())
     if console is not None:
         print_report(report, console)
     return report
+
+
+def track(spec: PipelineSpec, cache: StageCache):
+    """The run tracked on the spec's ``tracking.backends`` (a context giving None when
+    there are none); logs go to ``tracking.dir``, by default ``<cache>/tracking``."""
+    from slimkit.tracking import tracked_run
+
+    section = spec.tracking
+    experiment = section.experiment or (Path(spec.source).stem if spec.source else "slimkit")
+    return tracked_run(
+        section.backends,
+        folder=Path(section.dir).expanduser() if section.dir else cache.root / "tracking",
+        experiment=experiment,
+        spec=spec.to_dict(),
+        valid_metric=spec.train.valid_metric,
+        seeds=len(spec.eval.seeds),
+        run_name=section.run_name,
+        mlflow_uri=section.mlflow_uri,
+        tags={"slimkit.spec": spec.source or "", **section.tags},
+    )
 
 
 def _run_stages(pipeline: Pipeline, skip: dict[str, str | None], until: str | None,
