@@ -26,6 +26,7 @@ from slimkit.cli import run as run_cmd
 from slimkit.cli import status as status_cmd
 from slimkit.cli import teach as teach_cmd
 from slimkit.cli import train as train_cmd
+from slimkit.cli import tune as tune_cmd
 
 app = typer.Typer(
     name="slimkit",
@@ -82,6 +83,7 @@ train_cmd.register(app)
 compare_cmd.register(app)
 recommend_cmd.register(app)
 run_cmd.register(app)
+tune_cmd.register(app)
 status_cmd.register(app)
 plugins_cmd.register(app)
 config_cmd.register(app)

@@ -24,9 +24,7 @@ def numbers(data: Any, prefix: str) -> dict[str, float]:
     if isinstance(data, Mapping):
         for key, value in data.items():
             out.update(numbers(value, f"{prefix}/{key}"))
-    elif isinstance(data, bool):
-        out[prefix] = float(data)
-    elif isinstance(data, (int, float)) and math.isfinite(data):
+    elif isinstance(data, bool) or isinstance(data, (int, float)) and math.isfinite(data):
         out[prefix] = float(data)
     return out
 

@@ -15,11 +15,11 @@ from typing import Any
 
 REDACTED = "<redacted>"
 
-_SECRET_NAME = re.compile(r"(api_?key|token|secret|password|passwd|credential|auth)", re.I)
-_SECRET_ENV = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH)", re.I)
-_URL_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^/@:\s]*)(:[^/@\s]*)?@", re.I)
+_SECRET_NAME = re.compile(r"(api_?key|token|secret|password|passwd|credential|auth)", re.IGNORECASE)
+_SECRET_ENV = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH)", re.IGNORECASE)
+_URL_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^/@:\s]*)(:[^/@\s]*)?@", re.IGNORECASE)
 _URL_QUERY_SECRET = re.compile(
-    r"(?P<name>[?&][^=&\s]*(?:key|token|secret|password|sig)[^=&\s]*=)[^&\s]*", re.I
+    r"(?P<name>[?&][^=&\s]*(?:key|token|secret|password|sig)[^=&\s]*=)[^&\s]*", re.IGNORECASE
 )
 
 
