@@ -49,7 +49,8 @@ def run_pipeline(
 
     ``until`` stops after that stage; ``force`` drops the cached outputs of that stage and
     of every stage after it first, so they are recomputed (per-request LLM responses stay
-    cached: ``slimkit cache clear`` removes those).
+    cached: ``slimkit cache clear`` removes those). When the spec's ``tracking`` section
+    names backends, the run is logged there (:mod:`slimkit.tracking`).
     """
     cache = cache or StageCache()
     if until is not None:
@@ -96,6 +97,8 @@ def run_pipeline(
             tracker.finish(report.to_dict())
     if console is not None:
         print_report(report, console)
+        if tracker is not None:
+            console.print(f"[dim]tracked: {tracker.where()}[/]")
     return report
 
 

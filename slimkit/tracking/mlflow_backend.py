@@ -8,6 +8,7 @@ shows it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -18,6 +19,15 @@ from slimkit.tracking.extra import missing_extra
 
 _INVALID = re.compile(r"[^\w./\- :]")
 MAX_PARAM_CHARS = 6000
+
+
+@functools.lru_cache(maxsize=4)
+def _client(uri: str):
+    """One client per URI per process: opening a SQLite store checks its schema (about 2 s
+    here), which a sweep would otherwise pay once per trial."""
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
 
 
 def metric_name(name: str) -> str:
@@ -33,12 +43,12 @@ class MlflowBackend:
     def __init__(self, *, uri: str, experiment: str, run_name: str, tags: Mapping[str, str],
                  artifact_root: Path | None):
         try:
-            from mlflow.tracking import MlflowClient
+            import mlflow.tracking  # noqa: F401
         except ImportError as exc:
             raise missing_extra("MLflow", "mlflow", exc) from exc
         for name in ("mlflow", "alembic"):  # table creation chatter on the first run
             logging.getLogger(name).setLevel(logging.WARNING)
-        self.client = MlflowClient(tracking_uri=uri)
+        self.client = _client(uri)
         found = self.client.get_experiment_by_name(experiment)
         if found is not None:
             experiment_id = found.experiment_id
@@ -48,6 +58,9 @@ class MlflowBackend:
         self.uri = uri
         self.run = self.client.create_run(experiment_id, run_name=run_name, tags=dict(tags))
         self.run_id = self.run.info.run_id
+
+    def where(self) -> str:
+        return f"mlflow ui --backend-store-uri {self.uri} (run {self.run_id})"
 
     def log_params(self, params: Mapping[str, str | int | float | bool]) -> None:
         from mlflow.entities import Param

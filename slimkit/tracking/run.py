@@ -26,6 +26,10 @@ class Tracker:
         self.epochs_logged = 0
         self.final: dict[str, float] = {}
 
+    def where(self) -> str:
+        """Where this run is logged, for the last line of ``slimkit run``."""
+        return "; ".join(backend.where() for backend in self.backends)
+
     def log_params(self, params: Mapping[str, Any]) -> None:
         for backend in self.backends:
             backend.log_params(params)
@@ -89,24 +93,34 @@ def open_backends(backends: list[str], *, folder: Path, experiment: str, run_nam
         raise SlimkitError(f"tracking.backends: unknown backend(s) {unknown}; "
                            f"available: {', '.join(BACKENDS)}.")
     name = _unique_run_name(folder / "tensorboard" / experiment, run_name)
-    opened = []
-    for backend in backends:
-        if backend == "tensorboard":
-            from slimkit.tracking.tensorboard_backend import TensorBoardBackend
-
-            opened.append(TensorBoardBackend(folder / "tensorboard" / experiment / name))
-        else:
-            from slimkit.tracking.mlflow_backend import MlflowBackend
-
-            local = mlflow_uri is None
-            if local:
-                folder.mkdir(parents=True, exist_ok=True)
-            opened.append(MlflowBackend(
-                uri=mlflow_uri or f"sqlite:///{(folder / 'mlflow.db').resolve()}",
-                experiment=experiment, run_name=name, tags=tags,
-                artifact_root=(folder / "mlflow-artifacts").resolve() if local else None,
-            ))
+    opened: list[Any] = []
+    try:
+        for backend in backends:
+            opened.append(_open(backend, folder=folder, experiment=experiment, name=name,
+                                mlflow_uri=mlflow_uri, tags=tags))
+    except BaseException:
+        for backend in opened:  # a later backend failed: leave no run half open
+            backend.close("FAILED", {})
+        raise
     return opened
+
+
+def _open(backend: str, *, folder: Path, experiment: str, name: str, mlflow_uri: str | None,
+          tags: Mapping[str, str]) -> Any:
+    if backend == "tensorboard":
+        from slimkit.tracking.tensorboard_backend import TensorBoardBackend
+
+        return TensorBoardBackend(folder / "tensorboard" / experiment / name)
+    from slimkit.tracking.mlflow_backend import MlflowBackend
+
+    local = mlflow_uri is None
+    if local:
+        folder.mkdir(parents=True, exist_ok=True)
+    return MlflowBackend(
+        uri=mlflow_uri or f"sqlite:///{(folder / 'mlflow.db').resolve()}",
+        experiment=experiment, run_name=name, tags=tags,
+        artifact_root=(folder / "mlflow-artifacts").resolve() if local else None,
+    )
 
 
 @contextmanager

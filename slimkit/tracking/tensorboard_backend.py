@@ -27,6 +27,9 @@ class TensorBoardBackend:
         self.writer = SummaryWriter(log_dir=str(folder))
         self.params: dict[str, str | int | float | bool] = {}
 
+    def where(self) -> str:
+        return f"tensorboard --logdir {self.folder.parent}"
+
     def log_params(self, params: Mapping[str, str | int | float | bool]) -> None:
         self.params.update(params)
 

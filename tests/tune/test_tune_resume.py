@@ -115,3 +115,28 @@ def test_missing_optuna_names_the_extra(setup, monkeypatch):
     with pytest.raises(SlimkitError) as err:
         _tune(setup, 1)
     assert 'pip install "slimkit[tune]"' in str(err.value)
+
+
+def test_each_trial_is_a_tracked_run_named_after_the_study(setup, tmp_path):
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    from slimkit.tune import tune
+
+    raw = yaml.safe_load(setup["config"].read_text())
+    raw["tracking"] = {"backends": ["tensorboard", "mlflow"], "dir": str(tmp_path / "track"),
+                       "experiment": "sweep"}
+    config = tmp_path / "tracked.yaml"
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    report = tune(setup["space"], config=config, trials=2, cache=setup["cache"],
+                  out=tmp_path / "out2", progress=False)
+    names = sorted(p.name for p in (tmp_path / "track" / "tensorboard" / "sweep").iterdir())
+    assert names == [f"{report.study}-trial-000", f"{report.study}-trial-001"]
+    client = MlflowClient(f"sqlite:///{tmp_path / 'track' / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("sweep").experiment_id])
+    assert sorted(r.data.tags["tune_trial"] for r in runs) == ["0", "1"]
+    for run in runs:
+        number = int(run.data.tags["tune_trial"])
+        assert float(run.data.params["train.lr"]) == pytest.approx(
+            report.trials[number]["params"]["train.lr"])
+        assert run.data.metrics["valid/ndcg_at_10"] == pytest.approx(report.trials[number]["value"])
