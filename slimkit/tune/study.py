@@ -181,8 +181,8 @@ def tune(
                 on_trial(row)
         interrupted = _interrupted(the_study)
         rows = [result_row(t, interrupted) for t in the_study.get_trials(deepcopy=False)]
-        best = next((r for r in sorted((r for r in rows if r["state"] == "COMPLETE"),
-                                       key=lambda r: -r["value"])), None)
+        best = max((r for r in rows if r["state"] == "COMPLETE"), key=lambda r: r["value"],
+                   default=None)
         files = write_results(folder, rows)
         if best is not None:
             path = folder / "best.yaml"
@@ -209,11 +209,17 @@ def _run_trial(trial, study, spec, config, base, metric, name, cache, progress):
     except KeyboardInterrupt:
         _mark_interrupted(study, trial.number, params)  # the next session runs it first
         raise
-    except SlimkitError as exc:
+    except SlimkitError as exc:  # this trial's values do not work: the sweep goes on
         trial.set_user_attr("error", " ".join([exc.message, *exc.problems]))
         trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
         study.tell(trial, state=TrialState.FAIL)
         return result_row(study.get_trials(deepcopy=False)[trial.number])
+    except Exception as exc:
+        # A bug (or out of memory): recorded as failed, so the next session does not queue
+        # it again as interrupted, then raised with its traceback.
+        trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
+        study.tell(trial, state=TrialState.FAIL)
+        raise
     metrics = report.metrics or {}
     valid, test = metrics.get("valid") or {}, metrics.get("test") or {}
     trial.set_user_attr("valid", valid)

@@ -140,3 +140,20 @@ def test_each_trial_is_a_tracked_run_named_after_the_study(setup, tmp_path):
         assert float(run.data.params["train.lr"]) == pytest.approx(
             report.trials[number]["params"]["train.lr"])
         assert run.data.metrics["valid/ndcg_at_10"] == pytest.approx(report.trials[number]["value"])
+
+
+def test_a_crash_in_a_trial_is_raised_and_not_queued_again(setup, monkeypatch):
+    import slimkit.tune.study as study_module
+
+    real = study_module.run_pipeline
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(study_module, "run_pipeline", crash)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        _tune(setup, 2)
+    monkeypatch.setattr(study_module, "run_pipeline", real)
+    report = _tune(setup, 2)
+    assert [r["state"] for r in report.trials] == ["FAIL", "COMPLETE"]
+    assert report.trials[0]["error"] == "RuntimeError: out of memory"
