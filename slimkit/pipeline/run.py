@@ -102,6 +102,34 @@ def run_pipeline(
     return report
 
 
+def run_stage_tracked(spec: PipelineSpec, stage: str, cache: StageCache | None = None, *,
+                      progress: bool = True):
+    """``Pipeline(spec).run(stage)`` (upstream stages first, each from the cache when
+    unchanged), tracked like :func:`run_pipeline` when the spec names tracking backends:
+    the stages this call touched, their times and summaries, the metrics after train."""
+    cache = cache or StageCache()
+    pipeline = Pipeline(spec, cache, progress=progress)
+    start = time.perf_counter()
+    with track(spec, cache) as tracker:
+        result = pipeline.run(stage)
+        if tracker is not None:
+            needed = needed_stages(spec)
+            upto = PIPELINE[: PIPELINE.index(stage) + 1]
+            touched = [pipeline.run(s) for s in upto
+                       if needed[s] is None and pipeline.cached(s) is not None]
+            report = PipelineReport(
+                spec=spec.source, cache=str(cache.root), seconds=round(time.perf_counter() - start, 3),
+                stages=[StageOutcome(r.stage, "cached" if r.cached else "ran", r.key, str(r.path),
+                                     round(r.seconds, 3), dict(r.summary or {})) for r in touched],
+            )
+            if any(r.stage == "teach" for r in touched):
+                report.teacher = teacher_cost(report.stage("teach").summary)
+            if stage == "train":
+                report.metrics = read_metrics(result.path)
+            tracker.finish(report.to_dict())
+    return result
+
+
 def track(spec: PipelineSpec, cache: StageCache):
     """The run tracked on the spec's ``tracking.backends`` (a context giving None when
     there are none); logs go to ``tracking.dir``, by default ``<cache>/tracking``."""

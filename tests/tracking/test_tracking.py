@@ -200,3 +200,23 @@ def test_default_folder_is_under_the_cache_and_no_backend_logs_nothing(tmp_path)
 def test_unknown_backend_is_a_spec_error(tmp_path):
     with pytest.raises(SlimkitError, match="tracking.backends"):
         validate_spec(_tiny_plain(tmp_path, backends=["wandb"]))
+
+
+def test_single_stage_commands_are_tracked_too(tmp_path, capsys, monkeypatch):
+    import yaml
+    from mlflow.tracking import MlflowClient
+
+    raw = _tiny_plain(tmp_path, backends=["mlflow"], dir=str(tmp_path / "t"), experiment="one",
+                      run_name="train-only")
+    raw["train"]["epochs"] = 2
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    monkeypatch.setenv("SLIMKIT_CACHE_DIR", str(tmp_path / "cache"))
+    code, _, err = cli(capsys, monkeypatch, "train", "-c", str(path), "--json")
+    assert code == 0, err
+    client = MlflowClient(f"sqlite:///{tmp_path / 't' / 'mlflow.db'}")
+    run = client.search_runs([client.get_experiment_by_name("one").experiment_id])[0]
+    assert run.data.tags["stage.data"] == "ran" and run.data.tags["stage.train"] == "ran"
+    assert "stage.teach" not in run.data.tags  # the plain backbone needs no rationales
+    assert len(client.get_metric_history(run.info.run_id, "train/loss")) == 2
+    assert "test/ndcg_at_10" in run.data.metrics
