@@ -118,7 +118,8 @@ def run_stage_tracked(spec: PipelineSpec, stage: str, cache: StageCache | None =
             touched = [pipeline.run(s) for s in upto
                        if needed[s] is None and pipeline.cached(s) is not None]
             report = PipelineReport(
-                spec=spec.source, cache=str(cache.root), seconds=round(time.perf_counter() - start, 3),
+                spec=spec.source, cache=str(cache.root),
+                seconds=round(time.perf_counter() - start, 3),
                 stages=[StageOutcome(r.stage, "cached" if r.cached else "ran", r.key, str(r.path),
                                      round(r.seconds, 3), dict(r.summary or {})) for r in touched],
             )

@@ -29,10 +29,12 @@ def numbers(data: Any, prefix: str) -> dict[str, float]:
     return out
 
 
-def epoch_figures(figures: Mapping[str, float], valid_metric: str, *, per_seed: bool) -> dict[str, float]:
+def epoch_figures(figures: Mapping[str, float], valid_metric: str, *,
+                  per_seed: bool) -> dict[str, float]:
     """One epoch's ``{"loss", <valid metric>, "seconds", "seed"}`` as tracker names."""
     base = f"train/seed_{int(figures['seed'])}" if per_seed else "train"
-    out = {f"{base}/loss": float(figures["loss"]), f"{base}/epoch_seconds": float(figures["seconds"])}
+    out = {f"{base}/loss": float(figures["loss"]),
+           f"{base}/epoch_seconds": float(figures["seconds"])}
     if valid_metric in figures:
         out[f"{base}/valid_{valid_metric}"] = float(figures[valid_metric])
     return out

@@ -17,7 +17,8 @@ REDACTED = "<redacted>"
 
 _SECRET_NAME = re.compile(r"(api_?key|token|secret|password|passwd|credential|auth)", re.IGNORECASE)
 _SECRET_ENV = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH)", re.IGNORECASE)
-_URL_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^/@:\s]*)(:[^/@\s]*)?@", re.IGNORECASE)
+_URL_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^/@:\s]*)(:[^/@\s]*)?@",
+                           re.IGNORECASE)
 _URL_QUERY_SECRET = re.compile(
     r"(?P<name>[?&][^=&\s]*(?:key|token|secret|password|sig)[^=&\s]*=)[^&\s]*", re.IGNORECASE
 )
@@ -33,7 +34,8 @@ def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
 
 def scrub(text: str, secrets: list[str]) -> str:
     """``text`` with URL passwords, secret query parameters and known secret values removed."""
-    text = _URL_USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}{':' + REDACTED if m.group(3) else ''}@", text)
+    text = _URL_USERINFO.sub(
+        lambda m: f"{m['scheme']}{m['user']}{':' + REDACTED if m.group(3) else ''}@", text)
     text = _URL_QUERY_SECRET.sub(lambda m: f"{m['name']}{REDACTED}", text)
     for secret in secrets:
         text = text.replace(secret, REDACTED)
@@ -64,7 +66,7 @@ def safe_params(spec: Mapping[str, Any], *, skip: tuple[str, ...] = ("tracking",
         if isinstance(value, (bool, int, float)):
             out[prefix] = value
         else:
-            text = "null" if value is None else value if isinstance(value, str) else json.dumps(value)
+            text = value if isinstance(value, str) else json.dumps(value)  # None -> "null"
             out[prefix] = scrub(text, secrets)
 
     for section, values in spec.items():

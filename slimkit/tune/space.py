@@ -136,7 +136,8 @@ def _shape_problems(raw: Any) -> tuple[dict[str, Any], list[str]]:
             params[key] = _ADAPTER.validate_python(value)
         except ValidationError as exc:
             for err in exc.errors():
-                where = ".".join(str(p) for p in err["loc"] if p not in ("float", "int", "categorical"))
+                tags = ("float", "int", "categorical")  # the union member pydantic tried
+                where = ".".join(str(p) for p in err["loc"] if p not in tags)
                 message = err["msg"].removeprefix("Value error, ")
                 if err["type"] == "union_tag_invalid" or err["type"] == "union_tag_not_found":
                     message = "`type` must be float, int or categorical"

@@ -150,7 +150,9 @@ def test_no_api_key_in_any_logged_parameter_or_file(tracked):
     for run in runs.values():
         for value in [*run.data.params.values(), *run.data.tags.values()]:
             assert SECRET not in value
-    hits = [p for p in tracked["track"].rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
+    files = [p for p in tracked["track"].rglob("*") if p.is_file()]
+    assert files
+    hits = [p for p in files if SECRET.encode() in p.read_bytes()]
     assert hits == []
 
 
@@ -163,7 +165,8 @@ def _tiny_plain(tmp_path: Path, **tracking) -> dict:
 
 
 @pytest.mark.parametrize("backend,module", [("mlflow", "mlflow"), ("tensorboard", "tensorboard")])
-def test_missing_library_names_the_extra_before_any_stage_runs(tmp_path, monkeypatch, backend, module):
+def test_missing_library_names_the_extra_before_any_stage_runs(tmp_path, monkeypatch, backend,
+                                                               module):
     for name in [m for m in sys.modules if m == module or m.startswith(module + ".")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, module, None)  # `import module` now raises ImportError

@@ -25,13 +25,15 @@ def test_values_of_secret_env_vars_urls_and_query_tokens_are_scrubbed():
     spec = {"teacher": {"api_base": "https://bob:hunter2@llm.example/v1?api_key=zzz&x=1",
                         "note": "key is sk-live-0123456789"}}
     params = safe_params(spec, environ=env)
-    assert params["teacher.api_base"] == f"https://bob:{REDACTED}@llm.example/v1?api_key={REDACTED}&x=1"
+    assert params["teacher.api_base"] == (
+        f"https://bob:{REDACTED}@llm.example/v1?api_key={REDACTED}&x=1")
     assert params["teacher.note"] == f"key is {REDACTED}"
     assert scrub("http://host:8000/v1", []) == "http://host:8000/v1"
 
 
 def test_lists_and_nulls_are_text():
-    params = safe_params({"eval": {"ks": [5, 10], "seeds": [1]}, "student": {"model": None}}, environ={})
+    params = safe_params({"eval": {"ks": [5, 10], "seeds": [1]}, "student": {"model": None}},
+                         environ={})
     assert params == {"eval.ks": "[5, 10]", "eval.seeds": "[1]", "student.model": "null"}
 
 
