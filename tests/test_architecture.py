@@ -35,10 +35,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("spec", "registry", "components", "cache", "console", "errors", "paths",
                     "runtime", "_version")),
     ("components", ("teachers", "students", "encoders", "backbones", "fusions", "llm", "data",
-                    "prompts", "training", "evaluation", "checks")),
+                    "prompts", "training", "evaluation", "checks", "tracking")),
     ("factories and artifacts", ("factories", "artifacts")),
     ("stages", ("stages",)),
-    ("pipeline, compare, recommend", ("pipeline", "compare", "recommend")),
+    ("pipeline, compare, recommend, tune", ("pipeline", "compare", "recommend", "tune")),
     ("serve, export", ("serve", "export")),
     ("cli", ("cli",)),
 ]
@@ -215,7 +215,7 @@ def test_an_upward_import_is_reported():
         "slimkit.pipeline.run": {"slimkit.cli.run": pipeline_to_cli},
     }
     assert upward_imports(graph) == [
-        (pipeline_to_cli, "pipeline, compare, recommend", "cli"),
+        (pipeline_to_cli, "pipeline, compare, recommend, tune", "cli"),
         (component_to_stage, "components", "stages"),
     ]
 

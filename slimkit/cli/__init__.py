@@ -28,6 +28,7 @@ from slimkit.cli import serve as serve_cmd
 from slimkit.cli import status as status_cmd
 from slimkit.cli import teach as teach_cmd
 from slimkit.cli import train as train_cmd
+from slimkit.cli import tune as tune_cmd
 
 app = typer.Typer(
     name="slimkit",
@@ -86,6 +87,7 @@ recommend_cmd.register(app)
 serve_cmd.register(app)
 export_cmd.register(app)
 run_cmd.register(app)
+tune_cmd.register(app)
 status_cmd.register(app)
 plugins_cmd.register(app)
 config_cmd.register(app)

@@ -37,11 +37,12 @@ def load_spec_from_cli(config: Path | None, overrides: list[str] | None) -> Pipe
 def run_stage(config: Path | None, overrides: list[str] | None, stage: str, *,
               progress: bool = True):
     """(spec, StageResult): the spec loaded from the options and ``stage`` run through the
-    pipeline (upstream stages first, every stage from the cache when unchanged)."""
-    from slimkit.pipeline import Pipeline
+    pipeline (upstream stages first, every stage from the cache when unchanged), tracked
+    when the spec's ``tracking`` section names backends."""
+    from slimkit.pipeline.run import run_stage_tracked
 
     spec = load_spec_from_cli(config, overrides)
-    return spec, Pipeline(spec, progress=progress).run(stage)
+    return spec, run_stage_tracked(spec, stage, progress=progress)
 
 
 def stage_json(result: Any) -> dict[str, Any]:

@@ -3,13 +3,15 @@
 * :mod:`~slimkit.pipeline.keys`: what each stage reads and its cache key (nothing runs);
 * :mod:`~slimkit.pipeline.runner`: :class:`Pipeline`, which alone decides what runs and
   feeds each stage its upstream outputs;
-* :mod:`~slimkit.pipeline.run`: :func:`run_pipeline` (``slimkit run``) and its report;
+* :mod:`~slimkit.pipeline.run`: :func:`run_pipeline` (``slimkit run``) and its report,
+  :func:`run_stage_tracked` (one stage, for the stage commands), both tracked when the
+  spec asks;
 * :mod:`~slimkit.pipeline.status`: :func:`pipeline_status` (``slimkit status``).
 """
 
 from slimkit.pipeline.keys import PIPELINE, needed_stages, stage_keys, stage_spec
 from slimkit.pipeline.report import PipelineReport, StageOutcome
-from slimkit.pipeline.run import check_stage_name, run_pipeline
+from slimkit.pipeline.run import check_stage_name, run_pipeline, run_stage_tracked
 from slimkit.pipeline.runner import Pipeline, StageResult, TrainedModel
 from slimkit.pipeline.status import pipeline_status
 
@@ -24,6 +26,7 @@ __all__ = [
     "needed_stages",
     "pipeline_status",
     "run_pipeline",
+    "run_stage_tracked",
     "stage_keys",
     "stage_spec",
 ]

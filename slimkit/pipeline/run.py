@@ -49,7 +49,8 @@ def run_pipeline(
 
     ``until`` stops after that stage; ``force`` drops the cached outputs of that stage and
     of every stage after it first, so they are recomputed (per-request LLM responses stay
-    cached: ``slimkit cache clear`` removes those).
+    cached: ``slimkit cache clear`` removes those). When the spec's ``tracking`` section
+    names backends, the run is logged there (:mod:`slimkit.tracking`).
     """
     cache = cache or StageCache()
     if until is not None:
@@ -74,26 +75,80 @@ def run_pipeline(
                 cache.delete(stage, keys[stage])
                 forced.append(stage)
 
-    with quiet_libraries(progress):
-        outcomes = _run_stages(pipeline, needed_stages(spec), until, console)
+    with track(spec, cache) as tracker:
+        with quiet_libraries(progress):
+            outcomes = _run_stages(pipeline, needed_stages(spec), until, console)
 
-    report = PipelineReport(
-        spec=spec.source,
-        cache=str(cache.root),
-        stages=outcomes,
-        seconds=round(time.perf_counter() - start, 3),
-        forced=forced,
-        recomputed=list(StageCache.corruption_reports[corrupt_before:]),
-    )
-    teach = report.stage("teach")
-    if teach.path:
-        report.teacher = teacher_cost(teach.summary)
-    train = report.stage("train")
-    if train.path:
-        report.metrics = read_metrics(Path(train.path))
+        report = PipelineReport(
+            spec=spec.source,
+            cache=str(cache.root),
+            stages=outcomes,
+            seconds=round(time.perf_counter() - start, 3),
+            forced=forced,
+            recomputed=list(StageCache.corruption_reports[corrupt_before:]),
+        )
+        teach = report.stage("teach")
+        if teach.path:
+            report.teacher = teacher_cost(teach.summary)
+        train = report.stage("train")
+        if train.path:
+            report.metrics = read_metrics(Path(train.path))
+        if tracker is not None:
+            tracker.finish(report.to_dict())
     if console is not None:
         print_report(report, console)
+        if tracker is not None:
+            console.print(f"[dim]tracked: {tracker.where()}[/]")
     return report
+
+
+def run_stage_tracked(spec: PipelineSpec, stage: str, cache: StageCache | None = None, *,
+                      progress: bool = True):
+    """``Pipeline(spec).run(stage)`` (upstream stages first, each from the cache when
+    unchanged), tracked like :func:`run_pipeline` when the spec names tracking backends:
+    the stages this call touched, their times and summaries, the metrics after train."""
+    cache = cache or StageCache()
+    pipeline = Pipeline(spec, cache, progress=progress)
+    start = time.perf_counter()
+    with track(spec, cache) as tracker:
+        result = pipeline.run(stage)
+        if tracker is not None:
+            needed = needed_stages(spec)
+            upto = PIPELINE[: PIPELINE.index(stage) + 1]
+            touched = [pipeline.run(s) for s in upto
+                       if needed[s] is None and pipeline.cached(s) is not None]
+            report = PipelineReport(
+                spec=spec.source, cache=str(cache.root),
+                seconds=round(time.perf_counter() - start, 3),
+                stages=[StageOutcome(r.stage, "cached" if r.cached else "ran", r.key, str(r.path),
+                                     round(r.seconds, 3), dict(r.summary or {})) for r in touched],
+            )
+            if any(r.stage == "teach" for r in touched):
+                report.teacher = teacher_cost(report.stage("teach").summary)
+            if stage == "train":
+                report.metrics = read_metrics(result.path)
+            tracker.finish(report.to_dict())
+    return result
+
+
+def track(spec: PipelineSpec, cache: StageCache):
+    """The run tracked on the spec's ``tracking.backends`` (a context giving None when
+    there are none); logs go to ``tracking.dir``, by default ``<cache>/tracking``."""
+    from slimkit.tracking import tracked_run
+
+    section = spec.tracking
+    experiment = section.experiment or (Path(spec.source).stem if spec.source else "slimkit")
+    return tracked_run(
+        section.backends,
+        folder=Path(section.dir).expanduser() if section.dir else cache.root / "tracking",
+        experiment=experiment,
+        spec=spec.to_dict(),
+        valid_metric=spec.train.valid_metric,
+        seeds=len(spec.eval.seeds),
+        run_name=section.run_name,
+        mlflow_uri=section.mlflow_uri,
+        tags={"slimkit.spec": spec.source or "", **section.tags},
+    )
 
 
 def _run_stages(pipeline: Pipeline, skip: dict[str, str | None], until: str | None,

@@ -1,5 +1,5 @@
 """The sections of a pipeline spec: the base ``Params`` of each component kind and the
-fixed ``prompt``, ``train`` and ``eval`` sections.
+fixed ``prompt``, ``train``, ``eval`` and ``tracking`` sections.
 
 Component sections (``dataset, teacher, student, encoder, backbone, fusion``) name a
 registered component with ``kind:``; the component's own ``Params`` model subclasses the
@@ -24,6 +24,7 @@ SECTION_ORDER = (
     "fusion",
     "train",
     "eval",
+    "tracking",
 )
 
 DEFAULT_KINDS = {
@@ -171,8 +172,39 @@ class EvalSection(_Strict):
         return sorted(set(value))
 
 
+class TrackingSection(_Strict):
+    """Where a run's metrics are logged (TensorBoard, MLflow). Never part of a cache key."""
+
+    backends: list[Literal["tensorboard", "mlflow"]] = Field(
+        [],
+        description="Tracking backends to log to (empty: no tracking). Needs the extra: "
+        'pip install "slimkit[track]".',
+    )
+    dir: str | None = Field(
+        None,
+        description="Folder for TensorBoard event files and the local MLflow store "
+        "(empty: <cache dir>/tracking).",
+    )
+    experiment: str | None = Field(
+        None, description="Experiment name (empty: the spec file's name, else 'slimkit')."
+    )
+    run_name: str | None = Field(None, description="Run name (empty: the time the run started).")
+    tags: dict[str, str] = Field({}, description="Tags added to every tracked run.")
+    mlflow_uri: str | None = Field(
+        None,
+        description="MLflow tracking URI, e.g. http://127.0.0.1:5000 (empty: a local SQLite "
+        "store, <dir>/mlflow.db).",
+    )
+
+    @field_validator("backends")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
+
+
 FIXED_SECTIONS: dict[str, type[BaseModel]] = {
     "prompt": PromptSection,
     "train": TrainSection,
     "eval": EvalSection,
+    "tracking": TrackingSection,
 }

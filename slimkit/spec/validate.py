@@ -29,6 +29,7 @@ from slimkit.spec.sections import (
     PromptSection,
     StudentParams,
     TeacherParams,
+    TrackingSection,
     TrainSection,
 )
 
@@ -46,6 +47,7 @@ class PipelineSpec:
     fusion: FusionParams
     train: TrainSection
     eval: EvalSection
+    tracking: TrackingSection
     source: str | None = None
 
     def section(self, name: str) -> BaseModel:

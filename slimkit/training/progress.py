@@ -1,16 +1,34 @@
 """What the trainer shows while it fits: a bar per epoch with the running loss, and one
-line per epoch (also logged) with the validation metric."""
+line per epoch (also logged) with the validation metric; listeners registered with
+:func:`on_epoch_end` (run tracking) get each epoch's figures as they come."""
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Self
 
 from slimkit.console import progress_bar
 from slimkit.training.options import TrainOptions
 
 log = logging.getLogger(__name__)
+
+EpochListener = Callable[[int, dict[str, float]], None]
+_listeners: ContextVar[tuple[EpochListener, ...]] = ContextVar("epoch_listeners", default=())
+
+
+@contextmanager
+def on_epoch_end(listener: EpochListener) -> Iterator[None]:
+    """Call ``listener(epoch, {"loss", <valid metric>, "seconds", "seed"})`` after every
+    epoch fitted inside the block (a hook, so trackers need no trainer argument)."""
+    token = _listeners.set(_listeners.get() + (listener,))
+    try:
+        yield
+    finally:
+        _listeners.reset(token)
 
 
 class EpochProgress:
@@ -50,6 +68,10 @@ class EpochProgress:
         if self.enabled:
             self.bar.console.print(line)
         log.info(line)
+        figures = {"loss": loss, self.opts.valid_metric: value, "seconds": seconds,
+                   "seed": self.opts.seed}
+        for listener in _listeners.get():
+            listener(epoch, figures)
 
     def __exit__(self, *exc) -> bool:
         self.bar.__exit__(*exc)
