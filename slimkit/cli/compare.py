@@ -74,6 +74,11 @@ def compare_command(
         "same backbone."
     )
     console.print(f"[dim]{note}[/]")
+    console.print(
+        "[dim]Δ vs plain: test mean minus plain's, 95% paired bootstrap interval over test "
+        "users (pooled over seeds); * = the interval excludes 0. An interval that contains "
+        "0 is inside the noise.[/]"
+    )
     if result.plot is not None:
         console.print(f"Plot: {result.plot}")
     console.print(f"[dim]Stored in {result.path}[/]")

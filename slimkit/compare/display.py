@@ -11,10 +11,21 @@ TABLE_METRICS = ("ndcg@10", "hit@10", "hit@20")
 POPULARITY_METRICS = ("efd@10", "epc@10")
 
 
-def _fmt(block: dict[str, float] | None) -> str:
+def _fmt(block: dict[str, Any] | None) -> str:
+    """``mean ± sd`` over seeds; the mean alone with one seed (no "± 0")."""
     if block is None:
         return "–"
+    if block.get("std") is None:
+        return f"{block['mean']:.4f}"
     return f"{block['mean']:.4f} ± {block['std']:.4f}"
+
+
+def fmt_difference(diff: dict[str, Any] | None) -> str:
+    """``+0.0070 [+0.0012, +0.0128]``, starred when the interval excludes zero."""
+    if not diff:
+        return "–"
+    star = " *" if diff.get("excludes_zero") else ""
+    return f"{diff['diff']:+.4f} [{diff['low']:+.4f}, {diff['high']:+.4f}]{star}"
 
 
 def table(result: Any):
@@ -23,8 +34,9 @@ def table(result: Any):
 
     seeds = result.meta.get("seeds") or []
     dataset = (result.meta.get("dataset") or {}).get("name", "")
+    spread = "mean ± sample sd over" if len(seeds) > 1 else "one run,"
     title = (
-        f"SLIM comparison on {dataset}: test, mean ± std over {len(seeds)} seed"
+        f"SLIM comparison on {dataset}: test, {spread} n={len(seeds)} seed"
         f"{'s' if len(seeds) != 1 else ''} ({result.meta.get('protocol')} ranking"
         f"{', history masked' if result.meta.get('masked_history') else ''})"
     )
@@ -34,6 +46,7 @@ def table(result: Any):
     for metric in TABLE_METRICS:
         tab.add_column(metric.upper().replace("HIT", "Hit").replace("NDCG", "NDCG"), justify="right")
     tab.add_column("Improv. NDCG@10", justify="right")
+    tab.add_column("Δ NDCG@10 vs plain [95% CI]", justify="right")
     for metric in POPULARITY_METRICS:
         tab.add_column(metric.upper(), justify="right")
     previous = None
@@ -48,7 +61,8 @@ def table(result: Any):
             f"{row['popularity'][m]:.4f}" if m in row["popularity"] else "–"
             for m in POPULARITY_METRICS
         ]
-        tab.add_row(row["backbone"], row["method"], *cells, gain_text, *pops)
+        diff = fmt_difference((row.get("vs_plain") or {}).get("ndcg@10"))
+        tab.add_row(row["backbone"], row["method"], *cells, gain_text, diff, *pops)
     return tab
 
 

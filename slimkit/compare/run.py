@@ -5,7 +5,9 @@ the whole rationale and with each step alone.
 Every row is one train stage run of the spec with its ``fusion`` (and ``backbone``)
 section replaced, so rows come from the cache when they ran before and upstream stages
 (data, teach, distill, encode) are shared. Metrics are means and standard deviations
-over ``eval.seeds`` as the train stage reports them.
+over ``eval.seeds`` as the train stage reports them (sample sd, none for one seed), and
+each row's difference from ``plain`` with a 95 % paired-bootstrap interval over test
+users (:mod:`slimkit.evaluation.statistics`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from slimkit.artifacts.files import write_json
-from slimkit.artifacts.trained import read_metrics
+from slimkit.artifacts.trained import read_metrics, read_per_user
 from slimkit.cache import StageCache, hash_key
 from slimkit.compare.display import draw_popularity
 from slimkit.console import stderr_console
@@ -125,10 +127,57 @@ def plan(spec, backbones: list[str] | None = None, methods: list[str] | None = N
     return out
 
 
-def _metric_block(report: dict[str, Any], split: str) -> dict[str, dict[str, float]]:
+DIFF_METRICS = ("ndcg@10", "hit@10", "hit@20")
+"""Metrics whose difference against ``plain`` gets a paired-bootstrap interval."""
+
+
+def _metric_block(report: dict[str, Any], split: str) -> dict[str, dict[str, Any]]:
+    """``{metric: {"mean", "std", "n"}}``; ``std`` is the sample sd over seeds, None with
+    one seed (no spread to show)."""
     means = report.get(split, {})
     stds = report.get(f"{split}_std", {})
-    return {k: {"mean": float(v), "std": float(stds.get(k, 0.0))} for k, v in means.items()}
+    n = len(report.get("seeds", [])) or 1
+    return {
+        k: {"mean": float(v), "std": float(stds[k]) if n > 1 and k in stds else None, "n": n}
+        for k, v in means.items()
+    }
+
+
+def reference_row(rows: list[dict[str, Any]], row: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``plain`` row a row is measured against: the same backbone's (text-match rows:
+    the backbone that encoded their history, as in :func:`add_improvements`)."""
+    return next(
+        (r for r in rows if r["method"] == "plain" and r["backbone"] == row["backbone"]), None
+    )
+
+
+def add_differences(
+    rows: list[dict[str, Any]],
+    per_user: list[dict[int, dict[str, Any]] | None],
+    metrics: tuple[str, ...] = DIFF_METRICS,
+) -> None:
+    """``vs_plain[metric]``: the row's test mean minus plain's, with a 95 % paired
+    bootstrap interval over test users (pooled over the seeds both ran). None for the
+    plain row itself, when no plain row was run, or when a row was trained before
+    slimkit kept per-user metrics (``vs_plain_note`` says which)."""
+    from slimkit.evaluation.statistics import paired_difference, seeds_of
+
+    values = {id(row): users for row, users in zip(rows, per_user)}
+    for row in rows:
+        row["vs_plain"] = None
+        plain = reference_row(rows, row)
+        if row["method"] == "plain" or plain is None:
+            continue
+        mine, theirs = values[id(row)], values[id(plain)]
+        if mine is None or theirs is None:
+            row["vs_plain_note"] = "trained before per-user metrics were kept; clear its train stage"
+            continue
+        out = {}
+        for metric in metrics:
+            a, b = seeds_of(mine, metric), seeds_of(theirs, metric)
+            if a and b and set(a) & set(b):
+                out[metric] = paired_difference(a, b).to_json()
+        row["vs_plain"] = out
 
 
 def add_improvements(rows: list[dict[str, Any]]) -> None:
@@ -165,6 +214,7 @@ def run_compare(
     planned = plan(spec, backbones, methods)
     console = stderr_console() if progress else None
     rows: list[dict[str, Any]] = []
+    per_user: list[dict[int, dict[str, Any]] | None] = []
     trained: list[str] = []
     meta: dict[str, Any] = {}
     for number, (backbone, method, row_spec) in enumerate(planned, 1):
@@ -177,6 +227,7 @@ def run_compare(
             exc.message = f"compare row {backbone} · {method}: {exc.message}"
             raise
         report = read_metrics(result.path)
+        per_user.append(read_per_user(result.path))
         if not result.cached:
             trained.append(f"{backbone}/{method}")
         if console is not None:
@@ -202,6 +253,7 @@ def run_compare(
             }
         )
     add_improvements(rows)
+    add_differences(rows, per_user)
     out = CompareResult(rows=rows, meta=meta, trained=trained)
     out.seconds = round(time.perf_counter() - started, 2)
     key = hash_key("compare", [r["train_key"] for r in rows])

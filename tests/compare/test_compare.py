@@ -154,8 +154,14 @@ def test_compare_json_on_a_tiny_pipeline(tmp_path, monkeypatch):
         assert row["backbone"] == "sasrec"
         for metric in ("ndcg@10", "hit@10", "hit@20"):
             block = row["test"][metric]
-            assert set(block) == {"mean", "std"} and 0.0 <= block["mean"] <= 1.0
+            assert set(block) == {"mean", "std", "n"} and 0.0 <= block["mean"] <= 1.0
+            assert block["n"] == 2 and block["std"] is not None
         assert {"efd@10", "epc@10"} <= set(row["popularity"])
+        if row["method"] == "plain":
+            assert row["vs_plain"] is None
+        else:  # every row against plain, paired over the tiny dataset's users and 2 seeds
+            diff = row["vs_plain"]["ndcg@10"]
+            assert diff["seeds"] == [1, 2] and diff["low"] <= diff["diff"] <= diff["high"]
         assert not row["cached"]
     assert plot.read_bytes()[:4] == b"\x89PNG"
 
@@ -165,3 +171,45 @@ def test_compare_json_on_a_tiny_pipeline(tmp_path, monkeypatch):
     rows = json.loads(again.stdout)["rows"]
     assert [r["cached"] for r in rows] == [True, True]
     assert rows[1]["test"] == data["rows"][3]["test"]
+
+
+def test_differences_against_plain_are_paired_over_users_and_seeds():
+    import numpy as np
+
+    from slimkit.compare import add_differences
+    from slimkit.compare.display import fmt_difference
+
+    rng = np.random.default_rng(0)
+    plain = {s: {"ndcg@10": rng.uniform(0, 1, 400), "hit@10": rng.binomial(1, 0.2, 400) * 1.0}
+             for s in (1, 2, 3)}
+    better = {s: {m: v + 0.05 for m, v in ms.items()} for s, ms in plain.items()}
+    same = {s: {m: v.copy() for m, v in ms.items()} for s, ms in plain.items()}
+    rows = [_row("sasrec", "plain", 0.1), _row("sasrec", "slim", 0.15),
+            _row("sasrec", "item-text", 0.1), _row("gru4rec", "slim", 0.1),
+            _row("sasrec", "text-match", 0.1)]
+    add_differences(rows, [plain, better, same, better, None])
+    by = {(r["backbone"], r["method"]): r for r in rows}
+    assert by[("sasrec", "plain")]["vs_plain"] is None
+    slim = by[("sasrec", "slim")]["vs_plain"]["ndcg@10"]
+    assert slim["diff"] == pytest.approx(0.05) and slim["seeds"] == [1, 2, 3]
+    assert slim["users"] == 400 and slim["excludes_zero"]
+    assert fmt_difference(slim).startswith("+0.0500 [") and fmt_difference(slim).endswith("*")
+    same_diff = by[("sasrec", "item-text")]["vs_plain"]["ndcg@10"]
+    assert same_diff["diff"] == 0.0 and not same_diff["excludes_zero"]
+    assert "hit@20" not in by[("sasrec", "slim")]["vs_plain"]  # not in the per-user data
+    assert by[("gru4rec", "slim")]["vs_plain"] is None  # no plain row for gru4rec
+    assert by[("sasrec", "text-match")]["vs_plain"] is None
+    assert "clear its train stage" in by[("sasrec", "text-match")]["vs_plain_note"]
+    assert fmt_difference(None) == "–"
+
+
+def test_one_seed_has_no_spread():
+    from slimkit.compare.display import _fmt
+    from slimkit.compare.run import _metric_block
+
+    block = _metric_block({"test": {"ndcg@10": 0.1}, "test_std": {}, "seeds": [{"seed": 1}]}, "test")
+    assert block["ndcg@10"] == {"mean": 0.1, "std": None, "n": 1}
+    assert _fmt(block["ndcg@10"]) == "0.1000"
+    block = _metric_block({"test": {"ndcg@10": 0.1}, "test_std": {"ndcg@10": 0.02},
+                           "seeds": [{"seed": 1}, {"seed": 2}]}, "test")
+    assert _fmt(block["ndcg@10"]) == "0.1000 ± 0.0200"

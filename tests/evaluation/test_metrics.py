@@ -126,4 +126,7 @@ def test_sparsity_groups_split_users_by_history_length():
 
 def test_mean_std_over_seeds():
     mean, std = mean_std([{"ndcg@10": 0.2}, {"ndcg@10": 0.4}])
-    assert mean["ndcg@10"] == pytest.approx(0.3) and std["ndcg@10"] == pytest.approx(0.1)
+    # The sample sd (ddof=1) over seeds: sqrt(((0.1)^2 + (0.1)^2) / 1).
+    assert mean["ndcg@10"] == pytest.approx(0.3) and std["ndcg@10"] == pytest.approx(0.02 ** 0.5)
+    mean, std = mean_std([{"ndcg@10": 0.2}])
+    assert mean == {"ndcg@10": 0.2} and std == {}  # one run: no spread, never "± 0"
