@@ -24,7 +24,7 @@ MethodsOption = typer.Option(
     None,
     "--methods",
     help="Comma list of rows: plain, item-text, slim-teacher, slim, text-match, "
-    "text-match-step1..3 (default: all).",
+    "text-match-teacher, text-match-step1..3, text-match-hybrid (default: all).",
     show_default=False,
 )
 
@@ -71,7 +71,7 @@ def compare_command(
     console.print(table(result))
     note = (
         "Improv.: relative change over the best of plain / item-text / slim-teacher of the "
-        "same backbone."
+        "same backbone (slim-teacher only when the teacher covered every user)."
     )
     console.print(f"[dim]{note}[/]")
     console.print(

@@ -28,6 +28,14 @@ def fmt_difference(diff: dict[str, Any] | None) -> str:
     return f"{diff['diff']:+.4f} [{diff['low']:+.4f}, {diff['high']:+.4f}]{star}"
 
 
+def method_label(row: dict[str, Any]) -> str:
+    """The row's method, with the teacher's coverage when it did not cover every user."""
+    coverage = row.get("teacher_coverage")
+    if coverage and row.get("partial_coverage"):
+        return f"{row['method']} (teacher: {coverage['users']}/{coverage['of']} users)"
+    return row["method"]
+
+
 def table(result: Any):
     """A rich Table of the comparison."""
     from rich.table import Table
@@ -62,7 +70,7 @@ def table(result: Any):
             for m in POPULARITY_METRICS
         ]
         diff = fmt_difference((row.get("vs_plain") or {}).get("ndcg@10"))
-        tab.add_row(row["backbone"], row["method"], *cells, gain_text, diff, *pops)
+        tab.add_row(row["backbone"], method_label(row), *cells, gain_text, diff, *pops)
     return tab
 
 
@@ -77,7 +85,7 @@ def draw_popularity(rows: list[dict[str, Any]], path: Path) -> Path:
     path = Path(path)
     if path.parent and not path.parent.exists():
         raise SlimkitError(f"--plot: the folder {path.parent} does not exist.")
-    labels = [f"{r['backbone']}\n{r['method']}" for r in rows]
+    labels = [f"{r['backbone']}\n{r['method']}" for r in rows]  # short: the table has coverage
     tail = [r["popularity"].get("tail_share@10", 0.0) for r in rows]
     head = [1.0 - t for t in tail]
     hit_head = [r["popularity"].get("hit@10_head", 0.0) for r in rows]

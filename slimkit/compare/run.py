@@ -29,18 +29,36 @@ METHODS: dict[str, dict[str, Any]] = {
     "item-text": {"kind": "item-text"},
     "slim-teacher": {"kind": "slim", "rationale_source": "teacher"},
     "slim": {"kind": "slim", "rationale_source": "student"},
-    "text-match": {"kind": "text-match", "step": None},
-    "text-match-step1": {"kind": "text-match", "step": 1},
-    "text-match-step2": {"kind": "text-match", "step": 2},
-    "text-match-step3": {"kind": "text-match", "step": 3},
+    "text-match": {"kind": "text-match", "step": None, "rationale_source": "student",
+                   "use_history": False},
+    "text-match-teacher": {"kind": "text-match", "step": None, "rationale_source": "teacher",
+                           "use_history": False},
+    "text-match-step1": {"kind": "text-match", "step": 1, "rationale_source": "student",
+                         "use_history": False},
+    "text-match-step2": {"kind": "text-match", "step": 2, "rationale_source": "student",
+                         "use_history": False},
+    "text-match-step3": {"kind": "text-match", "step": 3, "rationale_source": "student",
+                         "use_history": False},
+    "text-match-hybrid": {"kind": "text-match", "step": None, "rationale_source": "student",
+                          "use_history": True},
 }
-"""Method name -> the fusion section it trains with (over the spec's own, same kind)."""
+"""Method name -> the fusion section it trains with (over the spec's own, same kind).
+
+The paper's rows (arXiv 2403.04260, Tables 2-4): ``plain`` is the backbone, ``item-text``
+its "+" row (item text added to item IDs), ``slim-teacher`` the teacher feature extension,
+``slim`` SLIM, and the ``text-match*`` rows the ID-agnostic recommendation: a rationale
+vector against item-text vectors and nothing else (``use_history: false``), with the
+student's, the teacher's, or one step's rationale. ``text-match-hybrid`` adds the history
+encoded from item texts; it is slimkit's own row, not the paper's."""
 
 PER_BACKBONE = ("plain", "item-text", "slim-teacher", "slim")
-TEXT_MATCH = ("text-match", "text-match-step1", "text-match-step2", "text-match-step3")
+TEXT_MATCH = ("text-match", "text-match-teacher", "text-match-step1", "text-match-step2",
+              "text-match-step3", "text-match-hybrid")
 BASELINES = ("plain", "item-text", "slim-teacher")
-"""Rows SLIM is measured against: the best of them per metric (the paper's "Improv.")."""
-
+"""Rows SLIM is measured against: the best of them per metric (the paper's "Improv.").
+``slim-teacher`` counts only when the teacher wrote a rationale for every user."""
+TEACHER_ROWS = ("slim-teacher", "text-match-teacher")
+"""Rows that read the teacher's rationales: labelled with the teacher's coverage."""
 
 
 @dataclass
@@ -184,9 +202,9 @@ def add_improvements(rows: list[dict[str, Any]]) -> None:
     """``improvement[metric]``: relative change over the best baseline row of the same
     backbone (text-match rows: of the backbone that encoded their history)."""
     for row in rows:
-        baselines = [
-            r for r in rows if r["backbone"] == row["backbone"] and r["method"] in BASELINES
-        ]
+        row["baseline"] = row["method"] in BASELINES and not row.get("partial_coverage", False)
+    for row in rows:
+        baselines = [r for r in rows if r["backbone"] == row["backbone"] and r["baseline"]]
         improvement: dict[str, float | None] = {}
         for metric, value in row["test"].items():
             best = max((b["test"][metric]["mean"] for b in baselines if metric in b["test"]), default=None)
@@ -194,7 +212,14 @@ def add_improvements(rows: list[dict[str, Any]]) -> None:
                 (value["mean"] - best) / best if best not in (None, 0.0) else None
             )
         row["improvement"] = improvement
-        row["baseline"] = row["method"] in BASELINES
+
+
+def teacher_coverage(pipeline: Any) -> dict[str, int]:
+    """``{"users": users with a teacher rationale, "of": users in the dataset}``."""
+    summary = pipeline.run("teach").summary
+    users = int(pipeline.dataset().num_users)
+    done = int(summary.get("done", summary.get("users", 0)))
+    return {"users": done, "of": users}
 
 
 def run_compare(
@@ -228,6 +253,9 @@ def run_compare(
             raise
         report = read_metrics(result.path)
         per_user.append(read_per_user(result.path))
+        coverage = None
+        if method in TEACHER_ROWS:
+            coverage = teacher_coverage(Pipeline(row_spec, cache, progress=False))
         if not result.cached:
             trained.append(f"{backbone}/{method}")
         if console is not None:
@@ -250,6 +278,8 @@ def run_compare(
                 "popularity": {k: float(v) for k, v in report.get("popularity", {}).items()},
                 "train_key": result.key,
                 "cached": bool(result.cached),
+                **({"teacher_coverage": coverage,
+                    "partial_coverage": coverage["users"] < coverage["of"]} if coverage else {}),
             }
         )
     add_improvements(rows)

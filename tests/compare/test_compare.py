@@ -28,7 +28,8 @@ def test_plan_rows_and_their_specs():
     assert names[:4] == [("sasrec", m) for m in ("plain", "item-text", "slim-teacher", "slim")]
     assert names[4:8] == [("gru4rec", m) for m in ("plain", "item-text", "slim-teacher", "slim")]
     assert names[8:] == [("sasrec", m) for m in
-                         ("text-match", "text-match-step1", "text-match-step2", "text-match-step3")]
+                         ("text-match", "text-match-teacher", "text-match-step1",
+                          "text-match-step2", "text-match-step3", "text-match-hybrid")]
     by_name = {(b, m): s for b, m, s in rows}
     slim = by_name[("sasrec", "slim")].fusion
     # The spec's own slim parameters carry over; the method fixes the rationale source.
@@ -37,6 +38,12 @@ def test_plan_rows_and_their_specs():
     assert by_name[("sasrec", "plain")].fusion.kind == "none"
     assert by_name[("sasrec", "text-match-step2")].fusion.step == 2
     assert by_name[("sasrec", "text-match")].fusion.step is None
+    # The paper's text-match rows are ID-agnostic and history-free; the hybrid is its own row.
+    for method in ("text-match", "text-match-teacher", "text-match-step1", "text-match-step2",
+                   "text-match-step3"):
+        assert by_name[("sasrec", method)].fusion.use_history is False
+    assert by_name[("sasrec", "text-match-hybrid")].fusion.use_history is True
+    assert by_name[("sasrec", "text-match-teacher")].fusion.rationale_source == "teacher"
     gru = by_name[("gru4rec", "plain")].backbone
     assert gru.kind == "gru4rec" and gru.hidden_size == 32  # comparable size
     # Rows share every upstream stage: only the train key differs.
@@ -91,6 +98,51 @@ def test_improvement_over_the_best_baseline_of_the_same_backbone():
     console.print(table(result))
     text = console.export_text()
     assert "+25.0%" in text and "0.1500 ± 0.0100" in text and "2 seeds" in text
+
+
+def test_a_teacher_row_that_did_not_cover_every_user_is_labelled_and_not_a_baseline():
+    from rich.console import Console
+
+    partial = {**_row("sasrec", "slim-teacher", 0.20),
+               "teacher_coverage": {"users": 64, "of": 943}, "partial_coverage": True}
+    rows = [_row("sasrec", "plain", 0.10), partial, _row("sasrec", "slim", 0.15)]
+    add_improvements(rows)
+    assert not partial["baseline"]
+    # slim is measured against plain only: the 64-user teacher row is not a baseline.
+    assert rows[2]["improvement"]["ndcg@10"] == pytest.approx(0.5)
+    console = Console(width=250, record=True)
+    console.print(table(CompareResult(rows=rows, meta={"seeds": [1], "protocol": "full"})))
+    text = console.export_text()
+    assert "slim-teacher (teacher: 64/943 users)" in text
+    assert "± 0.0000" not in text and "n=1 seed" in text
+
+    full = {**_row("sasrec", "slim-teacher", 0.20),
+            "teacher_coverage": {"users": 943, "of": 943}, "partial_coverage": False}
+    rows = [_row("sasrec", "plain", 0.10), full, _row("sasrec", "slim", 0.15)]
+    add_improvements(rows)
+    assert full["baseline"] and rows[2]["improvement"]["ndcg@10"] == pytest.approx(-0.25)
+
+
+@pytest.mark.parametrize("method", [m for m in METHODS if m.startswith("text-match")])
+def test_text_match_rows_have_no_history_path_except_the_hybrid(method):
+    import torch
+
+    from slimkit.factories import build_recommender
+
+    spec = validate_spec({"backbone": {"kind": "sasrec", "hidden_size": 8, "num_heads": 2,
+                                       "num_layers": 1}})
+    (_, _, row_spec), = plan(spec, None, [method])
+    torch.manual_seed(0)
+    model = build_recommender(row_spec.backbone, row_spec.fusion, num_users=3, num_items=6,
+                              max_seq_len=4, item_vectors=torch.randn(7, 5),
+                              rationale_vectors=torch.randn(3, 5)).eval()
+    users, lengths = torch.tensor([0, 1]), torch.tensor([3, 3])
+    a = model.score_all(torch.tensor([[1, 2, 3, 0], [4, 5, 6, 0]]), lengths, users)
+    b = model.score_all(torch.tensor([[6, 5, 4, 0], [3, 2, 1, 0]]), lengths, users)
+    if method == "text-match-hybrid":
+        assert not torch.allclose(a, b)
+    else:  # the scores do not depend on the history at all
+        assert torch.equal(a, b) and not hasattr(model, "combine")
 
 
 def test_popularity_plot(tmp_path):
@@ -148,7 +200,8 @@ def test_compare_json_on_a_tiny_pipeline(tmp_path, monkeypatch):
     data = json.loads(result.stdout)
     methods = [r["method"] for r in data["rows"]]
     assert methods == ["plain", "item-text", "slim-teacher", "slim", "text-match",
-                       "text-match-step1", "text-match-step2", "text-match-step3"]
+                       "text-match-teacher", "text-match-step1", "text-match-step2",
+                       "text-match-step3", "text-match-hybrid"]
     assert data["seeds"] == [1, 2]
     for row in data["rows"]:
         assert row["backbone"] == "sasrec"
