@@ -6,7 +6,8 @@
 * ``metrics.json``: ``{"valid", "test", "valid_std", "test_std", "popularity",
   "sparsity", "seeds", "masked_history", "protocol", ...}`` (means over ``eval.seeds``);
 * ``per_user_test.npz``: every seed's per-user test metrics (``"<seed>/<metric>"`` ->
-  ``(U,)`` float32, users in dataset order), what paired comparisons resample.
+  ``(U,)`` float32, users in dataset order), what paired comparisons resample, and its
+  top-10 lists (``"<seed>/top10"`` -> ``(U, 10)`` int32 items).
 """
 
 from __future__ import annotations
@@ -32,10 +33,14 @@ def write_trained(folder: Path, model: Any, info: dict[str, Any], metrics: dict[
 
 
 def write_per_user(folder: Path, per_user: dict[int, dict[str, Any]]) -> None:
-    """Save ``{seed: {metric: (U,)}}`` as ``per_user_test.npz``."""
+    """Save ``{seed: {metric: (U,)}}`` (and ``"top10"`` lists) as ``per_user_test.npz``."""
     import numpy as np
 
-    arrays = {f"{seed}/{metric}": np.asarray(values, dtype=np.float32)
+    def packed(values: Any) -> Any:
+        values = np.asarray(values)
+        return values.astype(np.float32) if values.dtype.kind == "f" else values.astype(np.int32)
+
+    arrays = {f"{seed}/{metric}": packed(values)
               for seed, metrics in per_user.items() for metric, values in metrics.items()}
     np.savez_compressed(Path(folder) / PER_USER_FILE, **arrays)
 

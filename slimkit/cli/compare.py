@@ -42,6 +42,7 @@ def compare_command(
     Each row is one cached train stage run; rows that ran before are not trained again.
     """
     from slimkit.compare import METHODS, run_compare, table
+    from slimkit.compare.display import sparsity_table
 
     spec = load_spec_from_cli(config, overrides)
     from slimkit.compare import parse_list
@@ -69,6 +70,9 @@ def compare_command(
 
     console = stdout_console()
     console.print(table(result))
+    by_length = sparsity_table(result)
+    if by_length is not None:
+        console.print(by_length)
     note = (
         "Improv.: relative change over the best of plain / item-text / slim-teacher of the "
         "same backbone (slim-teacher only when the teacher covered every user)."

@@ -74,9 +74,30 @@ def table(result: Any):
     return tab
 
 
+def sparsity_table(result: Any, metric: str = "ndcg@10"):
+    """Test ``metric`` per history-length group (one model per row, sliced by group), one
+    line per row: SLIM against the backbone for sparse and dense users."""
+    from rich.table import Table
+
+    rows = [r for r in result.rows if r.get("sparsity")]
+    if not rows:
+        return None
+    groups = rows[0]["sparsity"]
+    tab = Table(title=f"test {metric.upper()} by training history length (users in each group)")
+    tab.add_column("backbone")
+    tab.add_column("method")
+    for g in groups:
+        tab.add_column(f"{g['min_length']}–{g['max_length']} ({g['users']})", justify="right")
+    for r in rows:
+        cells = [f"{g[metric]:.4f}" if metric in g else "–" for g in r["sparsity"]]
+        tab.add_row(r["backbone"], method_label(r), *cells)
+    return tab
+
+
 def draw_popularity(rows: list[dict[str, Any]], path: Path) -> Path:
     """Bar chart per method: share of top-10 recommendations from head and tail items,
-    and hit@10 of users whose target is a head or a tail item (the paper's figure 4)."""
+    and hit@10 of users whose target is a head or a tail item (the paper's figure 4); with
+    the rows' ``popularity_curve``, the per-item curve below them."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -92,7 +113,11 @@ def draw_popularity(rows: list[dict[str, Any]], path: Path) -> Path:
     hit_tail = [r["popularity"].get("hit@10_tail", 0.0) for r in rows]
     x = list(range(len(rows)))
     width = max(6.0, 1.1 * len(rows))
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(width, 7), sharex=True)
+    curves = [r for r in rows if r.get("popularity_curve")]
+    fig = plt.figure(figsize=(width, 10.5 if curves else 7))
+    grid = fig.add_gridspec(3 if curves else 2, 1)
+    ax1 = fig.add_subplot(grid[0])
+    ax2 = fig.add_subplot(grid[1], sharex=ax1)
     ax1.bar(x, head, label="head items", color="#4c72b0")
     ax1.bar(x, tail, bottom=head, label="tail items", color="#dd8452")
     ax1.set_ylabel("share of top-10 lists")
@@ -106,6 +131,21 @@ def draw_popularity(rows: list[dict[str, Any]], path: Path) -> Path:
     ax2.legend(loc="upper right", fontsize=8)
     ax2.set_xticks(x)
     ax2.set_xticklabels(labels, fontsize=8)
+    if curves:
+        ax3 = fig.add_subplot(grid[2])
+        first = curves[0]["popularity_curve"]
+        groups = [g["group"] for g in first]
+        ax3.plot(groups, [g["item_share"] for g in first], color="grey", linestyle=":",
+                 label="share of the catalogue")
+        for r in curves:
+            ax3.plot(groups, [g["share"] for g in r["popularity_curve"]], marker="o",
+                     label=f"{r['backbone']} · {r['method']}")
+        ax3.set_yscale("log")
+        ax3.set_xticks(groups)
+        ax3.set_xlabel("items by training popularity, in equal groups (1 = most popular)")
+        ax3.set_ylabel("share of top-10 slots")
+        ax3.set_title("Per-item popularity: where the recommendations go")
+        ax3.legend(loc="upper right", fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

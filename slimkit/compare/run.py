@@ -7,7 +7,10 @@ section replaced, so rows come from the cache when they ran before and upstream 
 (data, teach, distill, encode) are shared. Metrics are means and standard deviations
 over ``eval.seeds`` as the train stage reports them (sample sd, none for one seed), and
 each row's difference from ``plain`` with a 95 % paired-bootstrap interval over test
-users (:mod:`slimkit.evaluation.statistics`).
+users (:mod:`slimkit.evaluation.statistics`). The paper's analyses come with each row:
+``sparsity`` (test metrics per history-length group; one model per row, sliced by group,
+not one model trained per group) and ``popularity_curve`` (share of recommendations per
+item-popularity decile).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from slimkit.cache import StageCache, hash_key
 from slimkit.compare.display import draw_popularity
 from slimkit.console import stderr_console
 from slimkit.errors import ConfigError, SlimkitError, did_you_mean
+from slimkit.evaluation.popularity import recommendation_curve
 
 METHODS: dict[str, dict[str, Any]] = {
     "plain": {"kind": "none"},
@@ -214,6 +218,13 @@ def add_improvements(rows: list[dict[str, Any]]) -> None:
         row["improvement"] = improvement
 
 
+def popularity_counts(dataset: Any) -> Any:
+    """Training popularity of every item (distinct users), for the per-item curve."""
+    from slimkit.evaluation.popularity import item_popularity
+
+    return item_popularity(dataset.offsets, dataset.items, dataset.num_items)
+
+
 def teacher_coverage(pipeline: Any) -> dict[str, int]:
     """``{"users": users with a teacher rationale, "of": users in the dataset}``."""
     summary = pipeline.run("teach").summary
@@ -240,6 +251,7 @@ def run_compare(
     console = stderr_console() if progress else None
     rows: list[dict[str, Any]] = []
     per_user: list[dict[int, dict[str, Any]] | None] = []
+    counts = None
     trained: list[str] = []
     meta: dict[str, Any] = {}
     for number, (backbone, method, row_spec) in enumerate(planned, 1):
@@ -252,7 +264,10 @@ def run_compare(
             exc.message = f"compare row {backbone} · {method}: {exc.message}"
             raise
         report = read_metrics(result.path)
-        per_user.append(read_per_user(result.path))
+        users = read_per_user(result.path)
+        per_user.append(users)
+        if counts is None:
+            counts = popularity_counts(Pipeline(row_spec, cache, progress=False).dataset())
         coverage = None
         if method in TEACHER_ROWS:
             coverage = teacher_coverage(Pipeline(row_spec, cache, progress=False))
@@ -276,6 +291,11 @@ def run_compare(
                 "test": _metric_block(report, "test"),
                 "valid": _metric_block(report, "valid"),
                 "popularity": {k: float(v) for k, v in report.get("popularity", {}).items()},
+                "popularity_curve": (
+                    recommendation_curve([u["top10"] for u in users.values() if "top10" in u], counts)
+                    if users else None
+                ),
+                "sparsity": report.get("sparsity", []),
                 "train_key": result.key,
                 "cached": bool(result.cached),
                 **({"teacher_coverage": coverage,

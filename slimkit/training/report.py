@@ -28,7 +28,8 @@ class RunResult:
     state_dict: dict[str, torch.Tensor]
     best_seed: int
     per_user_test: dict[int, dict[str, np.ndarray]]
-    """``{seed: {metric: (U,) values}}`` on the test targets, for paired comparisons."""
+    """``{seed: {metric: (U,) values, "top10": (U, 10) items}}`` on the test targets, for
+    paired comparisons and the per-item popularity curve."""
 
 
 def _average_rows(runs: list[list[dict[str, float]]]) -> list[dict[str, float]]:
@@ -105,6 +106,7 @@ def train_and_evaluate(
         }
         runs.append(run)
         per_user_test[seed] = {k: np.asarray(v, dtype=np.float32) for k, v in test.per_user.items()}
+        per_user_test[seed]["top10"] = np.asarray(test.top_items, dtype=np.int32)
         score = valid.metrics[options.valid_metric]
         if best is None or score > best[0]:
             state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}

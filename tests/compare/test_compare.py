@@ -149,6 +149,30 @@ def test_popularity_plot(tmp_path):
     rows = [_row("sasrec", "plain", 0.1, tail=0.1), _row("sasrec", "slim", 0.12, tail=0.4)]
     out = draw_popularity(rows, tmp_path / "pop.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    curve = [{"group": g, "items": 5, "mean_popularity": 10.0 / g, "item_share": 0.25,
+              "share": s} for g, s in enumerate([0.5, 0.3, 0.15, 0.05], start=1)]
+    for row in rows:
+        row["popularity_curve"] = curve
+    with_curve = draw_popularity(rows, tmp_path / "curve.png")
+    # The per-item curve adds a third panel: a taller figure.
+    from PIL import Image
+
+    assert Image.open(with_curve).size[1] > Image.open(out).size[1]
+
+
+def test_sparsity_table_shows_each_row_per_history_length_group():
+    from rich.console import Console
+
+    from slimkit.compare.display import sparsity_table
+
+    groups = [{"group": 1, "users": 10, "min_length": 3, "max_length": 9, "ndcg@10": 0.05},
+              {"group": 2, "users": 10, "min_length": 10, "max_length": 90, "ndcg@10": 0.08}]
+    rows = [{**_row("sasrec", m, 0.1), "sparsity": groups} for m in ("plain", "slim")]
+    console = Console(width=200, record=True)
+    console.print(sparsity_table(CompareResult(rows=rows, meta={})))
+    text = console.export_text()
+    assert "3–9 (10)" in text and "10–90 (10)" in text and "0.0800" in text
+    assert sparsity_table(CompareResult(rows=[_row("sasrec", "plain", 0.1)], meta={})) is None
 
 
 # -- end to end on a tiny synthetic pipeline (statistics teacher, real student/encoder) ------
@@ -210,6 +234,8 @@ def test_compare_json_on_a_tiny_pipeline(tmp_path, monkeypatch):
             assert set(block) == {"mean", "std", "n"} and 0.0 <= block["mean"] <= 1.0
             assert block["n"] == 2 and block["std"] is not None
         assert {"efd@10", "epc@10"} <= set(row["popularity"])
+        assert len(row["sparsity"]) >= 1 and "ndcg@10" in row["sparsity"][0]
+        assert abs(sum(g["share"] for g in row["popularity_curve"]) - 1.0) < 1e-6
         if row["method"] == "plain":
             assert row["vs_plain"] is None
         else:  # every row against plain, paired over the tiny dataset's users and 2 seeds
