@@ -24,7 +24,7 @@ MethodsOption = typer.Option(
     None,
     "--methods",
     help="Comma list of rows: plain, item-text, slim-teacher, slim, text-match, "
-    "text-match-step1..3 (default: all).",
+    "text-match-teacher, text-match-step1..3, text-match-hybrid (default: all).",
     show_default=False,
 )
 
@@ -42,6 +42,7 @@ def compare_command(
     Each row is one cached train stage run; rows that ran before are not trained again.
     """
     from slimkit.compare import METHODS, run_compare, table
+    from slimkit.compare.display import sparsity_table
 
     spec = load_spec_from_cli(config, overrides)
     from slimkit.compare import parse_list
@@ -69,11 +70,19 @@ def compare_command(
 
     console = stdout_console()
     console.print(table(result))
+    by_length = sparsity_table(result)
+    if by_length is not None:
+        console.print(by_length)
     note = (
         "Improv.: relative change over the best of plain / item-text / slim-teacher of the "
-        "same backbone."
+        "same backbone (slim-teacher only when the teacher covered every user)."
     )
     console.print(f"[dim]{note}[/]")
+    console.print(
+        "[dim]Δ vs plain: test mean minus plain's, 95% paired bootstrap interval over test "
+        "users (pooled over seeds); * = the interval excludes 0. An interval that contains "
+        "0 is inside the noise.[/]"
+    )
     if result.plot is not None:
         console.print(f"Plot: {result.plot}")
     console.print(f"[dim]Stored in {result.path}[/]")

@@ -5,10 +5,11 @@ from slimkit.compare.display import draw_popularity, table
 from slimkit.compare.run import (
     METHODS,
     CompareResult,
+    add_differences,
     add_improvements,
     parse_list,
     plan,
     run_compare,
 )
 
-__all__ = ["METHODS", "CompareResult", "add_improvements", "draw_popularity", "parse_list", "plan", "run_compare", "table"]
+__all__ = ["METHODS", "CompareResult", "add_differences", "add_improvements", "draw_popularity", "parse_list", "plan", "run_compare", "table"]

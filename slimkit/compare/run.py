@@ -5,7 +5,12 @@ the whole rationale and with each step alone.
 Every row is one train stage run of the spec with its ``fusion`` (and ``backbone``)
 section replaced, so rows come from the cache when they ran before and upstream stages
 (data, teach, distill, encode) are shared. Metrics are means and standard deviations
-over ``eval.seeds`` as the train stage reports them.
+over ``eval.seeds`` as the train stage reports them (sample sd, none for one seed), and
+each row's difference from ``plain`` with a 95 % paired-bootstrap interval over test
+users (:mod:`slimkit.evaluation.statistics`). The paper's analyses come with each row:
+``sparsity`` (test metrics per history-length group; one model per row, sliced by group,
+not one model trained per group) and ``popularity_curve`` (share of recommendations per
+item-popularity decile).
 """
 
 from __future__ import annotations
@@ -16,29 +21,48 @@ from pathlib import Path
 from typing import Any
 
 from slimkit.artifacts.files import write_json
-from slimkit.artifacts.trained import read_metrics
+from slimkit.artifacts.trained import read_metrics, read_per_user
 from slimkit.cache import StageCache, hash_key
 from slimkit.compare.display import draw_popularity
 from slimkit.console import stderr_console
 from slimkit.errors import ConfigError, SlimkitError, did_you_mean
+from slimkit.evaluation.popularity import recommendation_curve
 
 METHODS: dict[str, dict[str, Any]] = {
     "plain": {"kind": "none"},
     "item-text": {"kind": "item-text"},
     "slim-teacher": {"kind": "slim", "rationale_source": "teacher"},
     "slim": {"kind": "slim", "rationale_source": "student"},
-    "text-match": {"kind": "text-match", "step": None},
-    "text-match-step1": {"kind": "text-match", "step": 1},
-    "text-match-step2": {"kind": "text-match", "step": 2},
-    "text-match-step3": {"kind": "text-match", "step": 3},
+    "text-match": {"kind": "text-match", "step": None, "rationale_source": "student",
+                   "use_history": False},
+    "text-match-teacher": {"kind": "text-match", "step": None, "rationale_source": "teacher",
+                           "use_history": False},
+    "text-match-step1": {"kind": "text-match", "step": 1, "rationale_source": "student",
+                         "use_history": False},
+    "text-match-step2": {"kind": "text-match", "step": 2, "rationale_source": "student",
+                         "use_history": False},
+    "text-match-step3": {"kind": "text-match", "step": 3, "rationale_source": "student",
+                         "use_history": False},
+    "text-match-hybrid": {"kind": "text-match", "step": None, "rationale_source": "student",
+                          "use_history": True},
 }
-"""Method name -> the fusion section it trains with (over the spec's own, same kind)."""
+"""Method name -> the fusion section it trains with (over the spec's own, same kind).
+
+The paper's rows (arXiv 2403.04260, Tables 2-4): ``plain`` is the backbone, ``item-text``
+its "+" row (item text added to item IDs), ``slim-teacher`` the teacher feature extension,
+``slim`` SLIM, and the ``text-match*`` rows the ID-agnostic recommendation: a rationale
+vector against item-text vectors and nothing else (``use_history: false``), with the
+student's, the teacher's, or one step's rationale. ``text-match-hybrid`` adds the history
+encoded from item texts; it is slimkit's own row, not the paper's."""
 
 PER_BACKBONE = ("plain", "item-text", "slim-teacher", "slim")
-TEXT_MATCH = ("text-match", "text-match-step1", "text-match-step2", "text-match-step3")
+TEXT_MATCH = ("text-match", "text-match-teacher", "text-match-step1", "text-match-step2",
+              "text-match-step3", "text-match-hybrid")
 BASELINES = ("plain", "item-text", "slim-teacher")
-"""Rows SLIM is measured against: the best of them per metric (the paper's "Improv.")."""
-
+"""Rows SLIM is measured against: the best of them per metric (the paper's "Improv.").
+``slim-teacher`` counts only when the teacher wrote a rationale for every user."""
+TEACHER_ROWS = ("slim-teacher", "text-match-teacher")
+"""Rows that read the teacher's rationales: labelled with the teacher's coverage."""
 
 
 @dataclass
@@ -125,19 +149,66 @@ def plan(spec, backbones: list[str] | None = None, methods: list[str] | None = N
     return out
 
 
-def _metric_block(report: dict[str, Any], split: str) -> dict[str, dict[str, float]]:
+DIFF_METRICS = ("ndcg@10", "hit@10", "hit@20")
+"""Metrics whose difference against ``plain`` gets a paired-bootstrap interval."""
+
+
+def _metric_block(report: dict[str, Any], split: str) -> dict[str, dict[str, Any]]:
+    """``{metric: {"mean", "std", "n"}}``; ``std`` is the sample sd over seeds, None with
+    one seed (no spread to show)."""
     means = report.get(split, {})
     stds = report.get(f"{split}_std", {})
-    return {k: {"mean": float(v), "std": float(stds.get(k, 0.0))} for k, v in means.items()}
+    n = len(report.get("seeds", [])) or 1
+    return {
+        k: {"mean": float(v), "std": float(stds[k]) if n > 1 and k in stds else None, "n": n}
+        for k, v in means.items()
+    }
+
+
+def reference_row(rows: list[dict[str, Any]], row: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``plain`` row a row is measured against: the same backbone's (text-match rows:
+    the backbone that encoded their history, as in :func:`add_improvements`)."""
+    return next(
+        (r for r in rows if r["method"] == "plain" and r["backbone"] == row["backbone"]), None
+    )
+
+
+def add_differences(
+    rows: list[dict[str, Any]],
+    per_user: list[dict[int, dict[str, Any]] | None],
+    metrics: tuple[str, ...] = DIFF_METRICS,
+) -> None:
+    """``vs_plain[metric]``: the row's test mean minus plain's, with a 95 % paired
+    bootstrap interval over test users (pooled over the seeds both ran). None for the
+    plain row itself, when no plain row was run, or when a row was trained before
+    slimkit kept per-user metrics (``vs_plain_note`` says which)."""
+    from slimkit.evaluation.statistics import paired_difference, seeds_of
+
+    values = {id(row): users for row, users in zip(rows, per_user)}
+    for row in rows:
+        row["vs_plain"] = None
+        plain = reference_row(rows, row)
+        if row["method"] == "plain" or plain is None:
+            continue
+        mine, theirs = values[id(row)], values[id(plain)]
+        if mine is None or theirs is None:
+            row["vs_plain_note"] = "trained before per-user metrics were kept; clear its train stage"
+            continue
+        out = {}
+        for metric in metrics:
+            a, b = seeds_of(mine, metric), seeds_of(theirs, metric)
+            if a and b and set(a) & set(b):
+                out[metric] = paired_difference(a, b).to_json()
+        row["vs_plain"] = out
 
 
 def add_improvements(rows: list[dict[str, Any]]) -> None:
     """``improvement[metric]``: relative change over the best baseline row of the same
     backbone (text-match rows: of the backbone that encoded their history)."""
     for row in rows:
-        baselines = [
-            r for r in rows if r["backbone"] == row["backbone"] and r["method"] in BASELINES
-        ]
+        row["baseline"] = row["method"] in BASELINES and not row.get("partial_coverage", False)
+    for row in rows:
+        baselines = [r for r in rows if r["backbone"] == row["backbone"] and r["baseline"]]
         improvement: dict[str, float | None] = {}
         for metric, value in row["test"].items():
             best = max((b["test"][metric]["mean"] for b in baselines if metric in b["test"]), default=None)
@@ -145,7 +216,21 @@ def add_improvements(rows: list[dict[str, Any]]) -> None:
                 (value["mean"] - best) / best if best not in (None, 0.0) else None
             )
         row["improvement"] = improvement
-        row["baseline"] = row["method"] in BASELINES
+
+
+def popularity_counts(dataset: Any) -> Any:
+    """Training popularity of every item (distinct users), for the per-item curve."""
+    from slimkit.evaluation.popularity import item_popularity
+
+    return item_popularity(dataset.offsets, dataset.items, dataset.num_items)
+
+
+def teacher_coverage(pipeline: Any) -> dict[str, int]:
+    """``{"users": users with a teacher rationale, "of": users in the dataset}``."""
+    summary = pipeline.run("teach").summary
+    users = int(pipeline.dataset().num_users)
+    done = int(summary.get("done", summary.get("users", 0)))
+    return {"users": done, "of": users}
 
 
 def run_compare(
@@ -165,6 +250,8 @@ def run_compare(
     planned = plan(spec, backbones, methods)
     console = stderr_console() if progress else None
     rows: list[dict[str, Any]] = []
+    per_user: list[dict[int, dict[str, Any]] | None] = []
+    counts = None
     trained: list[str] = []
     meta: dict[str, Any] = {}
     for number, (backbone, method, row_spec) in enumerate(planned, 1):
@@ -177,6 +264,13 @@ def run_compare(
             exc.message = f"compare row {backbone} · {method}: {exc.message}"
             raise
         report = read_metrics(result.path)
+        users = read_per_user(result.path)
+        per_user.append(users)
+        if counts is None:
+            counts = popularity_counts(Pipeline(row_spec, cache, progress=False).dataset())
+        coverage = None
+        if method in TEACHER_ROWS:
+            coverage = teacher_coverage(Pipeline(row_spec, cache, progress=False))
         if not result.cached:
             trained.append(f"{backbone}/{method}")
         if console is not None:
@@ -197,11 +291,19 @@ def run_compare(
                 "test": _metric_block(report, "test"),
                 "valid": _metric_block(report, "valid"),
                 "popularity": {k: float(v) for k, v in report.get("popularity", {}).items()},
+                "popularity_curve": (
+                    recommendation_curve([u["top10"] for u in users.values() if "top10" in u], counts)
+                    if users else None
+                ),
+                "sparsity": report.get("sparsity", []),
                 "train_key": result.key,
                 "cached": bool(result.cached),
+                **({"teacher_coverage": coverage,
+                    "partial_coverage": coverage["users"] < coverage["of"]} if coverage else {}),
             }
         )
     add_improvements(rows)
+    add_differences(rows, per_user)
     out = CompareResult(rows=rows, meta=meta, trained=trained)
     out.seconds = round(time.perf_counter() - started, 2)
     key = hash_key("compare", [r["train_key"] for r in rows])

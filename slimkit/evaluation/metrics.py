@@ -80,10 +80,15 @@ def mask_history(scores, rows: np.ndarray, items: np.ndarray) -> None:
 
 
 def mean_std(runs: list[Mapping[str, float]]) -> tuple[dict[str, float], dict[str, float]]:
-    """Mean and (population) standard deviation of each metric over runs (seeds)."""
+    """Mean and sample standard deviation (``ddof=1``) of each metric over runs (seeds).
+
+    With fewer than two runs there is no spread to report: ``std`` is empty (shown as
+    ``n=1``, never as ``± 0``)."""
     names = list(runs[0]) if runs else []
     mean = {n: float(np.mean([r[n] for r in runs])) for n in names}
-    std = {n: float(np.std([r[n] for r in runs])) for n in names}
+    if len(runs) < 2:
+        return mean, {}
+    std = {n: float(np.std([r[n] for r in runs], ddof=1)) for n in names}
     return mean, std
 
 

@@ -99,3 +99,31 @@ def popularity_metrics(
         f"avg_popularity@{k}": float(counts[top].mean()) if top.size else 0.0,
         "avg_popularity_train": float((counts[1:] ** 2).sum() / interacted) if interacted else 0.0,
     }
+
+
+def recommendation_curve(
+    top_lists: list[np.ndarray], counts: np.ndarray, bins: int = 10
+) -> list[dict[str, float]]:
+    """The paper's per-item popularity curve, binned: items 1..N sorted from most to least
+    popular in training (ties by lower index) and cut into ``bins`` groups of equal size;
+    per group, ``share``: the share of all recommended slots (over every list in
+    ``top_lists``, e.g. each seed's ``(U, K)`` top-K) that went to its items, next to
+    ``items``, ``mean_popularity`` and ``item_share`` (its share of the catalogue: the
+    share a popularity-blind recommender would give it)."""
+    n = len(counts) - 1
+    order = np.lexsort((np.arange(1, n + 1), -counts[1:])) + 1  # most popular first
+    recommended = np.zeros(n + 1, dtype=np.int64)
+    for lists in top_lists:
+        recommended += np.bincount(np.asarray(lists).ravel(), minlength=n + 1)[: n + 1]
+    recommended[0] = 0
+    total = max(int(recommended.sum()), 1)
+    out = []
+    for group, members in enumerate(np.array_split(order, min(bins, max(n, 1))), start=1):
+        out.append({
+            "group": group,
+            "items": int(len(members)),
+            "mean_popularity": float(counts[members].mean()),
+            "item_share": float(len(members) / n),
+            "share": float(recommended[members].sum() / total),
+        })
+    return out

@@ -115,7 +115,10 @@ class TextMatchParams(FusionParams):
         "hidden_size (required to match it with use_history).",
     )
     use_history: bool = Field(
-        True, description="Also represent users by their history's item texts (no IDs)."
+        False,
+        description="Also represent users by their history's item texts (no IDs). Off: "
+        "the paper's ID-agnostic matching (rationale vector against item text, nothing "
+        "else); on: a hybrid of slimkit's own.",
     )
     temperature: float = Field(0.07, gt=0, description="Softmax temperature of cosine scores.")
     standardize: bool = Field(

@@ -3,9 +3,10 @@
 No item ID embedding is used anywhere:
 
 * item = g_t(item text vector);
-* user = g_t(rationale vector), optionally combined with the history encoded from item
-  text vectors (g_t(text) of each history item) through the backbone's
-  ``encode_embedded``; the combination g_u([g_t(rationale); history]) starts as their sum;
+* user = g_t(rationale vector) (the paper's row), or, with ``use_history`` (a hybrid of
+  slimkit's own), combined with the history encoded from item text vectors (g_t(text)
+  of each history item) through the backbone's ``encode_embedded``; the combination
+  g_u([g_t(rationale); history]) starts as their sum;
 * score = cosine(user, item) / temperature.
 
 g_t is one linear map shared by items and rationales (both live in the text encoder's
@@ -114,7 +115,7 @@ def build_text_match(
     step: int | None = None,
     rationale_source: str = "student",
     hidden_size: int | None = None,
-    use_history: bool = True,
+    use_history: bool = False,
     temperature: float = 0.07,
     standardize: bool = True,
     dropout: float = 0.1,

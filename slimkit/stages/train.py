@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from slimkit.artifacts.files import write_summary
-from slimkit.artifacts.trained import write_trained
+from slimkit.artifacts.trained import write_per_user, write_trained
 from slimkit.artifacts.vectors import RERUN_HINT, select_rationale_vectors
 from slimkit.errors import SlimkitError, StageMissingError
 from slimkit.factories import build_recommender, fusion_needs
@@ -131,6 +131,7 @@ def train(spec: Any, dataset: Any, vectors: dict[str, Any] | None, out: Path, *,
         "needs": dict(zip(("item_text", "rationales"), fusion_needs(spec.fusion))),
     }
     write_trained(out, model, info, metrics)
+    write_per_user(out, result.per_user_test)
     summary = summarize(metrics, spec.train.valid_metric)
     write_summary(out, summary)
     return summary

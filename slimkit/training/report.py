@@ -27,6 +27,9 @@ class RunResult:
     report: dict[str, Any]
     state_dict: dict[str, torch.Tensor]
     best_seed: int
+    per_user_test: dict[int, dict[str, np.ndarray]]
+    """``{seed: {metric: (U,) values, "top10": (U, 10) items}}`` on the test targets, for
+    paired comparisons and the per-item popularity curve."""
 
 
 def _average_rows(runs: list[list[dict[str, float]]]) -> list[dict[str, float]]:
@@ -69,6 +72,7 @@ def train_and_evaluate(
     counts = item_popularity(dataset.offsets, dataset.items, dataset.num_items)
     train_lengths = np.diff(np.asarray(dataset.offsets)) - 2
     runs, best = [], None
+    per_user_test: dict[int, dict[str, np.ndarray]] = {}
     for seed in seeds:
         opts = TrainOptions(**{**options.__dict__, "seed": seed})
         seed_everything(seed)
@@ -101,6 +105,8 @@ def train_and_evaluate(
             "history": fit.history,
         }
         runs.append(run)
+        per_user_test[seed] = {k: np.asarray(v, dtype=np.float32) for k, v in test.per_user.items()}
+        per_user_test[seed]["top10"] = np.asarray(test.top_items, dtype=np.int32)
         score = valid.metrics[options.valid_metric]
         if best is None or score > best[0]:
             state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
@@ -123,4 +129,5 @@ def train_and_evaluate(
         "valid_metric": options.valid_metric,
         "seconds_per_epoch": float(np.mean([r["seconds_per_epoch"] for r in runs])),
     }
-    return RunResult(report=report, state_dict=best[2], best_seed=best[1])
+    return RunResult(report=report, state_dict=best[2], best_seed=best[1],
+                     per_user_test=per_user_test)

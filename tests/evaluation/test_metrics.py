@@ -126,4 +126,20 @@ def test_sparsity_groups_split_users_by_history_length():
 
 def test_mean_std_over_seeds():
     mean, std = mean_std([{"ndcg@10": 0.2}, {"ndcg@10": 0.4}])
-    assert mean["ndcg@10"] == pytest.approx(0.3) and std["ndcg@10"] == pytest.approx(0.1)
+    # The sample sd (ddof=1) over seeds: sqrt(((0.1)^2 + (0.1)^2) / 1).
+    assert mean["ndcg@10"] == pytest.approx(0.3) and std["ndcg@10"] == pytest.approx(0.02 ** 0.5)
+    mean, std = mean_std([{"ndcg@10": 0.2}])
+    assert mean == {"ndcg@10": 0.2} and std == {}  # one run: no spread, never "± 0"
+
+
+def test_recommendation_curve_bins_items_by_popularity():
+    from slimkit.evaluation.popularity import recommendation_curve
+
+    counts = np.array([0, 50, 40, 30, 20, 10, 5])  # items 1..6, most popular first
+    # Two seeds' top-2 lists: 6 of 8 slots go to the two most popular items.
+    lists = [np.array([[1, 2], [1, 6]]), np.array([[2, 1], [1, 5]])]
+    curve = recommendation_curve(lists, counts, bins=3)
+    assert [g["items"] for g in curve] == [2, 2, 2]
+    assert [g["share"] for g in curve] == pytest.approx([6 / 8, 0.0, 2 / 8])
+    assert [g["mean_popularity"] for g in curve] == pytest.approx([45, 25, 7.5])
+    assert sum(g["item_share"] for g in curve) == pytest.approx(1.0)

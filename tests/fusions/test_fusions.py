@@ -213,7 +213,7 @@ def test_text_match_scores_an_item_never_seen_in_training():
 
 def test_text_match_hidden_size_must_fit_the_backbone():
     with pytest.raises(SlimkitError, match="hidden_size"):
-        make_head("text-match", hidden_size=HIDDEN * 2)
+        make_head("text-match", hidden_size=HIDDEN * 2, use_history=True)
     # Without the history the matching space is free.
     model = make_head("text-match", hidden_size=HIDDEN * 2, use_history=False)
     assert model.item_matrix().shape == (NUM_ITEMS + 1, HIDDEN * 2)

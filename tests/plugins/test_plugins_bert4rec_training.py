@@ -81,13 +81,15 @@ def test_bert4rec_trains_with_every_fusion_head(fusion, tmp_path):
         "backbone.num_heads=2", "backbone.inner_size=64", "backbone.dropout=0.1",
         "backbone.attention_dropout=0.1", "train.epochs=25", "train.patience=25",
         "train.batch_size=64", "train.lr=0.005", "dataset.max_seq_len=10",
+        # text-match reads the backbone only through the history hybrid: exercise it.
+        *(["fusion.use_history=true"] if fusion == "text-match" else []),
     ])
     train_stage.train(spec, dataset, vectors, tmp_path, progress=False)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert (tmp_path / "model.safetensors").is_file()
     # Random ranking of 30 items gives NDCG@10 ~ 0.1; the rule is learnable by every head
-    # that sees item IDs or the history (text-match sees history through item text only,
-    # whose random vectors still identify items).
+    # that sees item IDs or the history (text-match, as the history hybrid, sees history
+    # through item text only, whose random vectors still identify items).
     assert metrics["test"]["ndcg@10"] > 0.5, metrics["test"]
     # Reloaded from the saved files, the model recommends.
     from slimkit.artifacts.trained import load_weights, read_model_info

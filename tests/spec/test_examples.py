@@ -18,6 +18,7 @@ EXPECTED = {
     "gpu-student-vllm.yaml",
     "amazon-games.yaml",
     "statistics-ablation.yaml",
+    "paper-protocol.yaml",
 }
 
 
@@ -115,3 +116,16 @@ def test_statistics_ablation_is_fast():
     # The same pipeline as the quickstart except the teacher: a clean ablation.
     for section in ("dataset", "prompt", "student", "encoder", "backbone", "fusion", "train", "eval"):
         assert spec.section(section) == quick.section(section), section
+
+
+def test_paper_protocol_is_the_papers():
+    """arXiv 2403.04260 section 3.1: 100 sampled negatives, BCE, 5 runs, NDCG@10/HR@10/HR@20,
+    and the quickstart's rationale stages (so its cache is reused)."""
+    from slimkit.pipeline import stage_keys
+
+    spec, quick = _spec("paper-protocol.yaml"), _spec("quickstart.yaml")
+    assert spec.eval.protocol == "sampled" and spec.eval.num_negatives == 100
+    assert spec.train.loss == "bce" and len(spec.eval.seeds) == 5
+    assert {10, 20} <= set(spec.eval.ks)
+    keys, quick_keys = stage_keys(spec), stage_keys(quick)
+    assert all(keys[s] == quick_keys[s] for s in ("data", "teach", "distill", "encode"))

@@ -185,7 +185,7 @@ def test_bce_loss_and_seeds_report():
     assert set(report["test"]) == {"hit@5", "ndcg@5", "mrr@5", "hit@10", "ndcg@10", "mrr@10"}
     values = [run["test"]["ndcg@10"] for run in report["seeds"]]
     assert report["test"]["ndcg@10"] == pytest.approx(np.mean(values))
-    assert report["test_std"]["ndcg@10"] == pytest.approx(np.std(values))
+    assert report["test_std"]["ndcg@10"] == pytest.approx(np.std(values, ddof=1))
     assert report["masked_history"] is True and report["protocol"] == "full"
     assert {"efd@10", "epc@10", "tail_share@10", "coverage@10", "hit@10_head", "hit@10_tail"} <= set(
         report["popularity"]
@@ -248,6 +248,13 @@ def test_run_train_caches_and_load_trained_recommends(isolated_cache):
     opts = train_stage.options_from_spec(spec, "cpu", 10)
     re_eval = Trainer(trained.model, ds, *opts).evaluate("test")
     assert re_eval.metrics["ndcg@10"] == pytest.approx(metrics["test"]["ndcg@10"], abs=1e-6)
+    # Per-user test metrics are kept for paired comparisons, and average to the stored mean.
+    from slimkit.artifacts.trained import read_per_user
+
+    per_user = read_per_user(first.path)
+    seed = metrics["seeds"][0]["seed"]
+    assert list(per_user) == [seed] and per_user[seed]["ndcg@10"].shape == (ds.num_users,)
+    assert float(per_user[seed]["ndcg@10"].mean()) == pytest.approx(metrics["test"]["ndcg@10"], abs=1e-6)
 
 
 def test_load_trained_before_training_is_stage_missing():
