@@ -137,11 +137,41 @@ def _salvage(aside: Path, cache: Any) -> tuple[int, int]:
     """Copy every entry of the damaged diskcache database ``aside`` that can still be read
     into ``cache``; returns (entries kept, rows that failed). Rows are read in rowid
     order, stepping over damaged pages."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        copy = Path(scratch) / "salvage.db"
+        shutil.copyfile(aside, copy)
+        _pad_to_header_size(copy)
+        try:
+            con = sqlite3.connect(str(copy))
+        except sqlite3.DatabaseError:
+            return 0, 0
+        try:
+            return _copy_rows(con, cache)
+        finally:
+            con.close()
+
+
+def _pad_to_header_size(db: Path) -> None:
+    """Pad a truncated SQLite file with zero pages up to the size its header gives, so
+    SQLite reads the pages that are left instead of refusing the whole file."""
+    import struct
+
+    with open(db, "r+b") as handle:
+        header = handle.read(100)
+        if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
+            return
+        page_size = struct.unpack(">H", header[16:18])[0]
+        page_size = 65536 if page_size == 1 else page_size
+        pages = struct.unpack(">I", header[28:32])[0]
+        size = handle.seek(0, os.SEEK_END)
+        if page_size and pages * page_size > size:
+            handle.truncate(pages * page_size)
+
+
+def _copy_rows(con: sqlite3.Connection, cache: Any) -> tuple[int, int]:
     kept = failed = 0
-    try:
-        con = sqlite3.connect(str(aside))
-    except sqlite3.DatabaseError:
-        return 0, 0
     disk = cache.disk
     last, misses, limit = -1, 0, 256
     try:
@@ -158,6 +188,10 @@ def _salvage(aside: Path, cache: Any) -> tuple[int, int]:
                 continue
             if not rows:
                 break
+            rows = [row for row in rows if row[0] > last]  # a damaged tree can point back
+            if not rows:
+                last, misses = last + 1, misses + 1
+                continue
             misses, limit = 0, 256
             for rowid, db_key, raw, mode, filename, db_value in rows:
                 last = rowid
@@ -168,8 +202,8 @@ def _salvage(aside: Path, cache: Any) -> tuple[int, int]:
                     kept += 1
                 except Exception:  # noqa: BLE001 - an unreadable row is counted, not fatal
                     failed += 1
-    finally:
-        con.close()
+    except sqlite3.DatabaseError:
+        pass
     return kept, failed
 
 
