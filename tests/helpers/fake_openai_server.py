@@ -45,6 +45,7 @@ class FakeOpenAIServer:
     timeout_sleep: float = 3.0
     seed: int = 0
     usd_tokens: bool = True  # report usage so litellm can price known models
+    require_key: str | None = None  # answer 401 unless "Authorization: Bearer <require_key>"
     host: str = "127.0.0.1"
     port: int = 0
 
@@ -173,8 +174,13 @@ class _Handler(BaseHTTPRequestHandler):
         )
         body_hash = hashlib.sha256(canonical.encode()).hexdigest()[:16]
         prompt = "\n".join(str(m.get("content", "")) for m in body.get("messages", []))
-        outcome = fake._decide(body_hash)
         auth = self.headers.get("Authorization", "")
+        if fake.require_key is not None and auth != f"Bearer {fake.require_key}":
+            fake._record(body_hash, "401", auth, prompt)
+            self._send(401, b'{"error": {"message": "Incorrect API key provided", '
+                            b'"type": "invalid_request_error", "code": "invalid_api_key"}}')
+            return
+        outcome = fake._decide(body_hash)
         if fake.latency:
             time.sleep(fake.latency)
         if outcome == "429":
