@@ -416,6 +416,7 @@ class StageCache:
         root = self.stage_root(stage)
         root.mkdir(parents=True, exist_ok=True)
         self._remove_stale_tmp(root)
+        started = time.time()
         tmp = root / f".tmp-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         try:
@@ -442,20 +443,24 @@ class StageCache:
                 "summary": dict(summary or {}),
             }
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-            self._commit(stage, key, tmp, manifest)
+            self._commit(stage, key, tmp, manifest, started)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
 
-    def _commit(self, stage: str, key: str, tmp: Path, manifest: dict[str, Any]) -> None:
-        """Rename ``tmp`` into place under a lock; when another run committed a complete
-        output of the same key meanwhile, that one is kept (same key, same inputs)."""
+    def _commit(self, stage: str, key: str, tmp: Path, manifest: dict[str, Any],
+                started: float) -> None:
+        """Rename ``tmp`` into place under a lock. When another run committed an output of
+        the same key while this one was computing (same key, same inputs), that one is
+        kept, unless it has failed items and this one has none."""
         from filelock import FileLock
 
         final = self.path(stage, key)
         with FileLock(str(self.stage_root(stage) / f".{key}.lock"), timeout=600):
             existing = self.manifest(stage, key)
-            if existing is not None and existing.get("created") != manifest["created"] \
+            if existing is not None and existing.get("created", 0) >= started \
+                    and not (existing.get("summary", {}).get("failed")
+                             and not manifest["summary"].get("failed")) \
                     and self._check(final, existing) is None:
                 log.info("%s/%s was committed by another run meanwhile; keeping it", stage, key)
                 return

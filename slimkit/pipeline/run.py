@@ -44,12 +44,16 @@ def run_pipeline(
     until: str | None = None,
     force: str | None = None,
     progress: bool = True,
+    allow_partial: bool = False,
 ) -> PipelineReport:
     """Run every stage the spec needs, each from the cache when its inputs are unchanged.
 
     ``until`` stops after that stage; ``force`` drops the cached outputs of that stage and
     of every stage after it first, so they are recomputed (per-request LLM responses stay
-    cached: ``slimkit cache clear`` removes those).
+    cached: ``slimkit cache clear`` removes those). When the teacher failed for some users,
+    the run stops after teach (:class:`~slimkit.errors.IncompleteStageError`, exit code 1)
+    unless ``allow_partial``: then the later stages use the answered users and are marked
+    as built on an incomplete teach (rebuilt once every user is answered).
     """
     cache = cache or StageCache()
     if until is not None:
@@ -61,7 +65,7 @@ def run_pipeline(
             f"--force {force} comes after --until {until}: nothing would be recomputed.",
             hint=f"Stages run in this order: {' -> '.join(PIPELINE)}.",
         )
-    pipeline = Pipeline(spec, cache, progress=progress)
+    pipeline = Pipeline(spec, cache, progress=progress, allow_partial=allow_partial)
     keys = pipeline.keys
     console = stderr_console() if progress else None
     start = time.perf_counter()

@@ -23,6 +23,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from typing import Self
 
 FAULTS = ("429", "500", "timeout", "truncated", "empty", "malformed")
@@ -46,6 +47,7 @@ class FakeOpenAIServer:
     seed: int = 0
     usd_tokens: bool = True  # report usage so litellm can price known models
     require_key: str | None = None  # answer 401 unless "Authorization: Bearer <require_key>"
+    fail_when: Callable[[str], bool] | None = None  # 500 for every prompt it accepts (until unset)
     host: str = "127.0.0.1"
     port: int = 0
 
@@ -180,7 +182,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(401, b'{"error": {"message": "Incorrect API key provided", '
                             b'"type": "invalid_request_error", "code": "invalid_api_key"}}')
             return
-        outcome = fake._decide(body_hash)
+        outcome = "500" if fake.fail_when is not None and fake.fail_when(prompt) else fake._decide(body_hash)
         if fake.latency:
             time.sleep(fake.latency)
         if outcome == "429":
