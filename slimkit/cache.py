@@ -271,6 +271,11 @@ class RequestLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = FileLock(str(self.path), timeout=0)
 
+    @property
+    def held(self) -> bool:
+        """Whether this process holds the lock."""
+        return self._lock.is_locked
+
     def try_acquire(self) -> bool:
         from filelock import Timeout
 

@@ -112,6 +112,10 @@ class _GaveUp(Exception):
     """The request failed for good (after retries, or not retryable)."""
 
 
+class _Busy(Exception):
+    """Another run holds this request's lock: it is asking the same question now."""
+
+
 class _RateLimiter:
     """Spaces request starts at least ``60 / rpm`` seconds apart."""
 
@@ -378,30 +382,19 @@ class LiteLLMTeacher(ChatTeacher):
         cached = 0
         for attempt in range(1 + self.max_malformed_retries):
             key, record = self.lookup(job, attempt, ctx)
-            lock = None
-            if record is None:
-                lock, record = await self._claim(key, ctx)
             if record is not None:
                 cached += 1
             else:
+                lock = RequestLock(ctx.records, key) if ctx.records is not None else None
                 try:
-                    record = await self._request(job.messages, self.sampling(attempt), ctx,
-                                                 semaphore, limiter)
+                    record, elsewhere = await self._ask(key, job.messages, self.sampling(attempt),
+                                                        ctx, semaphore, limiter, lock)
                 except (_NotSent, _GaveUp) as exc:
-                    if lock is not None:
-                        lock.release(answered=False)
                     if answers:  # keep the malformed answer we have
                         break
                     return make_row(job, model=self.label, text=None, status="failed",
                                     error=str(exc), attempts=attempt + 1)
-                except BaseException:
-                    if lock is not None:
-                        lock.release(answered=False)
-                    raise
-                if ctx.records is not None:
-                    ctx.records.set(key, record)
-                if lock is not None:
-                    lock.release(answered=True)
+                cached += int(elsewhere)
             answers.append(record)
             if not self.ask_again(record, attempt, ctx):
                 break
@@ -413,31 +406,55 @@ class LiteLLMTeacher(ChatTeacher):
         possible life (every try timing out, every backoff at its longest)."""
         return self.timeout * (self.max_retries + 1) + self.retry_max_delay * self.max_retries + 5
 
-    async def _claim(self, key: str, ctx: TeachContext) -> tuple[RequestLock | None, dict | None]:
-        """(lock, None) when this run may ask for ``key``; (None, answer) when another run
-        answered it meanwhile (read from the cache). Waits while another run holds it."""
-        if ctx.records is None:
-            return None, None
-        lock = RequestLock(ctx.records, key)
-        waited, pause = 0.0, 0.05
+    async def _ask(self, key, messages, sampling, ctx, semaphore, limiter,
+                   lock: RequestLock | None) -> tuple[dict[str, Any], bool]:
+        """(answer, whether another run bought it). The request key's lock is taken in a
+        free concurrency slot, so a run holds locks only for requests it is sending; while
+        another run holds it, this one waits outside the slots and reads that run's answer
+        from the cache. The answer is stored before the lock is released."""
+        waited = 0.0
         while True:
-            if lock.try_acquire():
-                record = ctx.records.get(key)  # answered just before we got the lock?
+            try:
+                record = await self._request(messages, sampling, ctx, semaphore, limiter,
+                                             lock=lock if waited < self.lock_wait_s else None,
+                                             key=key)
+            except _Busy:
+                record, waited = await self._wait_elsewhere(key, lock, ctx, waited)
                 if record is not None:
+                    return record, True
+                continue
+            except BaseException:
+                if lock is not None and lock.held:
+                    lock.release(answered=False)
+                raise
+            if record.pop("_from_cache", False):
+                if lock is not None and lock.held:
                     lock.release(answered=True)
-                    ctx.stats.responses_cached += 1
-                    return None, record
-                return lock, None
+                return record, True
+            if ctx.records is not None:
+                ctx.records.set(key, record)
+            if lock is not None and lock.held:
+                lock.release(answered=True)
+            return record, False
+
+    async def _wait_elsewhere(self, key, lock, ctx, waited: float) -> tuple[dict | None, float]:
+        """Wait while another run holds ``key``: (its answer, time waited) once stored, or
+        (None, time waited) once the lock is free (that run failed or died) or the wait is
+        over (:attr:`lock_wait_s`)."""
+        pause = 0.05
+        while waited < self.lock_wait_s:
             record = ctx.records.get(key)
             if record is not None:
                 ctx.stats.responses_cached += 1
                 ctx.stats.answered_elsewhere += 1
-                return None, record
-            if waited >= self.lock_wait_s:
-                return None, None  # the holder hangs: ask anyway rather than wait forever
+                return record, waited
+            if lock.try_acquire():
+                lock.release(answered=False)
+                return None, waited
             await asyncio.sleep(pause)
             waited += pause
             pause = min(0.5, pause * 2)
+        return None, waited
 
     def _call_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"timeout": self.timeout, "max_retries": 0, "num_retries": 0}
@@ -457,7 +474,8 @@ class LiteLLMTeacher(ChatTeacher):
         average = stats.spent_usd / self._paid_requests if self._paid_requests else 0.0
         return stats.spent_usd + self._inflight * average >= self.max_cost_usd
 
-    async def _request(self, messages, sampling, ctx: TeachContext, semaphore, limiter) -> dict[str, Any]:
+    async def _request(self, messages, sampling, ctx: TeachContext, semaphore, limiter, *,
+                       lock: RequestLock | None = None, key: str | None = None) -> dict[str, Any]:
         litellm = self._lib()
         stats = ctx.stats
         api_params = {k: v for k, v in sampling.items() if k in API_PARAMS}
@@ -468,6 +486,14 @@ class LiteLLMTeacher(ChatTeacher):
                     stats.stopped = f"budget reached (max_cost_usd={self.max_cost_usd})"
                 if stats.stopped:
                     raise _NotSent(f"not sent: {stats.stopped}")
+                if lock is not None and not lock.held:
+                    if not lock.try_acquire():
+                        raise _Busy
+                    record = ctx.records.get(key)  # stored by another run just before?
+                    if record is not None:
+                        ctx.stats.responses_cached += 1
+                        ctx.stats.answered_elsewhere += 1
+                        return {**record, "_from_cache": True}
                 await limiter.wait()
                 stats.requests_sent += 1
                 self._inflight += 1
