@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
-
 NON_TERMINAL_WIDTH = 160
 """Width of the console when stderr is not a terminal (CI logs, ``nohup``) and COLUMNS is
 unset: rich's default of 80 cuts progress lines short ("9…")."""

@@ -17,7 +17,7 @@ def test_progress_is_not_truncated_when_stderr_is_not_a_terminal():
         "p.close()\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+    proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, env=env,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "…" not in proc.stderr
@@ -27,7 +27,7 @@ def test_progress_is_not_truncated_when_stderr_is_not_a_terminal():
 
 def test_a_plugin_named_but_not_installed_is_a_warning():
     env = {**os.environ, "SLIMKIT_LOAD_PLUGINS": "slimkit-no-such-plugin"}
-    proc = subprocess.run([sys.executable, "-m", "slimkit", "plugins", "list"], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "slimkit", "plugins", "list"], check=False, capture_output=True,
                           text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "slimkit-no-such-plugin" in proc.stderr and "not installed" in proc.stderr

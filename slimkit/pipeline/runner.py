@@ -21,7 +21,13 @@ from slimkit.artifacts.vectors import read_vectors
 from slimkit.cache import StageCache
 from slimkit.errors import IncompleteStageError, StageMissingError
 from slimkit.factories import encoder_identity
-from slimkit.pipeline.keys import stage_keys, stage_spec, stage_versions, upstream_closure, uses_text
+from slimkit.pipeline.keys import (
+    stage_keys,
+    stage_spec,
+    stage_versions,
+    upstream_closure,
+    uses_text,
+)
 from slimkit.spec import PipelineSpec
 from slimkit.stages import data, distill, encode, teach, train
 

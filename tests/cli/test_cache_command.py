@@ -23,7 +23,7 @@ def _cache_with_everything(root) -> StageCache:
 
 
 def run(*args: str, stdin: str | None = None):
-    return subprocess.run([sys.executable, "-m", "slimkit", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "slimkit", *args], check=False, capture_output=True, text=True,
                           timeout=120, input=stdin)
 
 

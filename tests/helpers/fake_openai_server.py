@@ -24,9 +24,9 @@ import random
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from collections.abc import Callable
 from typing import Self
 
 FAULTS = ("429", "500", "timeout", "truncated", "empty", "malformed")

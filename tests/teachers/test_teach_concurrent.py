@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import yaml
 from helpers.fake_openai_server import FakeOpenAIServer
@@ -40,5 +41,6 @@ def test_two_concurrent_teach_runs_never_pay_twice(tmp_path, isolated_cache):
         # Both runs agree, and the committed output is one readable folder.
         paths = {json.loads(out)["path"] for out, _ in outs}
         assert len(paths) == 1
-        rows = [json.loads(line) for line in open(os.path.join(paths.pop(), "rationales.jsonl"))]
+        lines = Path(paths.pop(), "rationales.jsonl").read_text().splitlines()
+        rows = [json.loads(line) for line in lines]
         assert len(rows) == 30 and all(r["status"] == "done" for r in rows)

@@ -51,7 +51,7 @@ def test_refused_key_stops_at_once_naming_the_variable(tmp_path, isolated_cache,
         path = tmp_path / "spec.yaml"
         path.write_text(yaml.safe_dump(raw))
         proc = subprocess.run([sys.executable, "-m", "slimkit", "teach", "-c", str(path), "--json"],
-                              capture_output=True, text=True, timeout=300)
+                              check=False, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 2, proc.stderr
         assert "OPENAI_API_KEY" in proc.stderr and "401" in proc.stderr
         assert "Traceback" not in proc.stderr
@@ -101,7 +101,7 @@ def test_json_output_never_holds_the_key(tmp_path, isolated_cache, monkeypatch):
         path = tmp_path / "spec.yaml"
         path.write_text(yaml.safe_dump(tiny_spec(tmp_path / "data", teacher(server, num_users=3))))
         proc = subprocess.run([sys.executable, "-m", "slimkit", "teach", "-c", str(path), "--json"],
-                              capture_output=True, text=True, timeout=300)
+                              check=False, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr
         assert json.loads(proc.stdout)["summary"]["done"] == 3
         assert KEY not in proc.stdout and KEY not in proc.stderr
