@@ -100,7 +100,9 @@ def clear(
                 "slimkit cache clear: not deleting without confirmation (no terminal to ask on).",
                 hint="Pass --yes to delete what is listed above.",
             )
-        typer.confirm("Delete these?", abort=True)
+        if not typer.confirm("Delete these?"):
+            console.print("Nothing deleted.")
+            raise typer.Exit(1)
     removed = cache.clear(stage, llm=llm)
     console.print(f"Removed {removed} cached {stage or 'stage'} output(s)"
                   + (" and the cached LLM answers." if llm else "; LLM answers kept."))

@@ -80,7 +80,7 @@ def test_clear_asks_on_a_terminal_and_no_keeps_everything(tmp_path, monkeypatch)
     # CliRunner swaps sys.stdin for a pipe; the command asks only when stdin is a terminal.
     monkeypatch.setattr(cache_cli, "sys", type("FakeSys", (), {"stdin": Tty}))
     result = CliRunner().invoke(app, ["--cache-dir", str(root), "cache", "clear"], input="n\n")
-    assert "Delete these?" in result.output
+    assert "Delete these?" in result.output and result.exit_code == 1
     assert StageCache(root).info()["stages"]["data"]["entries"] == 1
 
 
