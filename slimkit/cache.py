@@ -10,6 +10,15 @@ so the stage is recomputed rather than silently used.
 
 Per-item caches (one LLM response, one user's rationale, one text vector) live in
 :meth:`StageCache.records`, a diskcache per namespace, written as each item finishes.
+The ``llm`` namespace holds paid answers: :meth:`StageCache.clear` keeps it unless asked
+by name.
+
+Several processes may share one cache. A stage output is committed under a file lock,
+and a second writer that finds a complete output already there keeps it; a run killed
+mid-stage leaves a temporary folder that the next writer removes once its process is
+gone. A record store (or the index) whose SQLite file is damaged is reported in one
+line, moved aside as ``cache.db.corrupt-<time>``, and replaced by a fresh store holding
+every entry that could still be read (:func:`open_store`).
 """
 
 from __future__ import annotations
@@ -19,7 +28,9 @@ import json
 import logging
 import os
 import platform
+import re
 import shutil
+import sqlite3
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -38,6 +49,15 @@ STAGES = ("data", "teach", "distill", "encode", "train", "compare")
 """Stage names, in pipeline order."""
 
 _META_FILES = ("spec.yaml", "versions.json", "manifest.json")
+
+PAID_NAMESPACES = ("llm",)
+"""Record namespaces holding paid LLM answers: never cleared unless asked by name."""
+
+CORRUPT_MARK = ".corrupt-"
+"""A damaged SQLite file is renamed ``<name>.corrupt-<YYYYmmdd-HHMMSS>``."""
+
+CORRUPTION_REPORTS: list[str] = []
+"""One line per damaged entry or store found in this process (``slimkit run`` reports them)."""
 
 
 def canonical_json(obj: Any) -> str:
@@ -59,7 +79,218 @@ def file_sha256(path: Path) -> str:
 
 
 def _dir_size(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    total = 0
+    for p in path.rglob("*"):
+        try:
+            if p.is_file():
+                total += p.stat().st_size
+        except OSError:  # removed meanwhile by another run
+            continue
+    return total
+
+
+# -- SQLite stores: damage detection, salvage ----------------------------------------------
+def _report(line: str) -> None:
+    log.warning("%s", line)
+    CORRUPTION_REPORTS.append(line)
+
+
+def sqlite_problem(db: Path) -> str | None:
+    """Why the SQLite file ``db`` is damaged (``PRAGMA quick_check``), or None when it is
+    fine or absent. A locked or busy file is not damage: that error propagates."""
+    if not db.is_file() or db.stat().st_size == 0:
+        return None
+    try:
+        con = sqlite3.connect(str(db), timeout=60)
+        try:
+            rows = con.execute("PRAGMA quick_check").fetchall()
+        finally:
+            con.close()
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise
+        return str(exc)
+    except sqlite3.DatabaseError as exc:
+        return str(exc)
+    if rows != [("ok",)]:
+        return "; ".join(str(r[0]) for r in rows[:2])
+    return None
+
+
+def _move_aside(db: Path) -> Path:
+    """Rename a damaged SQLite file (and its -wal/-shm) to ``<name>.corrupt-<time>``."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    aside = db.with_name(f"{db.name}{CORRUPT_MARK}{stamp}")
+    n = 1
+    while aside.exists():
+        aside = db.with_name(f"{db.name}{CORRUPT_MARK}{stamp}-{n}")
+        n += 1
+    os.replace(db, aside)
+    for suffix in ("-wal", "-shm"):
+        side = db.with_name(db.name + suffix)
+        if side.exists():
+            os.replace(side, aside.with_name(aside.name + suffix))
+    return aside
+
+
+def _salvage(aside: Path, cache: Any) -> tuple[int, int]:
+    """Copy every entry of the damaged diskcache database ``aside`` that can still be read
+    into ``cache``; returns (entries kept, rows that failed). Rows are read in rowid
+    order, stepping over damaged pages."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        copy = Path(scratch) / "salvage.db"
+        shutil.copyfile(aside, copy)
+        _pad_to_header_size(copy)
+        try:
+            con = sqlite3.connect(str(copy))
+        except sqlite3.DatabaseError:
+            return 0, 0
+        try:
+            return _copy_rows(con, cache)
+        finally:
+            con.close()
+
+
+def _pad_to_header_size(db: Path) -> None:
+    """Pad a truncated SQLite file with zero pages up to the size its header gives, so
+    SQLite reads the pages that are left instead of refusing the whole file."""
+    import struct
+
+    with open(db, "r+b") as handle:
+        header = handle.read(100)
+        if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
+            return
+        page_size = struct.unpack(">H", header[16:18])[0]
+        page_size = 65536 if page_size == 1 else page_size
+        pages = struct.unpack(">I", header[28:32])[0]
+        size = handle.seek(0, os.SEEK_END)
+        if page_size and pages * page_size > size:
+            handle.truncate(pages * page_size)
+
+
+def _copy_rows(con: sqlite3.Connection, cache: Any) -> tuple[int, int]:
+    kept = failed = 0
+    disk = cache.disk
+    last, misses, limit = -1, 0, 256
+    try:
+        while misses < 2000:
+            try:
+                rows = con.execute(
+                    "SELECT rowid, key, raw, mode, filename, value FROM Cache "
+                    "WHERE rowid > ? ORDER BY rowid LIMIT ?", (last, limit)).fetchall()
+            except sqlite3.DatabaseError:
+                if limit > 1:
+                    limit = 1  # find the damaged row, then step over it
+                else:
+                    last, misses = last + 1, misses + 1
+                continue
+            if not rows:
+                break
+            rows = [row for row in rows if row[0] > last]  # a damaged tree can point back
+            if not rows:
+                last, misses = last + 1, misses + 1
+                continue
+            misses, limit = 0, 256
+            for rowid, db_key, raw, mode, filename, db_value in rows:
+                last = rowid
+                try:
+                    key = disk.get(db_key, raw)
+                    value = disk.fetch(mode, filename, db_value, False)
+                    cache.set(key, value)
+                    kept += 1
+                except Exception:  # noqa: BLE001 - an unreadable row is counted, not fatal
+                    failed += 1
+    except sqlite3.DatabaseError:
+        pass
+    return kept, failed
+
+
+def open_store(folder: Path, *, size_limit: int = 2**40) -> Any:
+    """A ``diskcache.Cache`` over ``folder``; a damaged ``cache.db`` is reported in one
+    line naming the file, moved aside, and replaced by a store holding every entry of it
+    that can still be read."""
+    import diskcache
+    from filelock import FileLock
+
+    folder.mkdir(parents=True, exist_ok=True)
+    db = folder / "cache.db"
+    problem = sqlite_problem(db)
+    if problem is None:
+        try:
+            return diskcache.Cache(str(folder), size_limit=size_limit)
+        except sqlite3.OperationalError:
+            raise
+        except sqlite3.DatabaseError as exc:
+            problem = str(exc)
+    with FileLock(str(folder / ".recover.lock"), timeout=300):
+        problem = sqlite_problem(db)  # another process may have recovered it meanwhile
+        if problem is None:
+            return diskcache.Cache(str(folder), size_limit=size_limit)
+        aside = _move_aside(db)
+        cache = diskcache.Cache(str(folder), size_limit=size_limit)
+        kept, failed = _salvage(aside, cache)
+    lost = f", {failed} unreadable" if failed else ""
+    _report(f"{db} was damaged ({problem}): moved aside to {aside.name}; "
+            f"{kept} entries recovered{lost}.")
+    return cache
+
+
+def _process_alive(pid: int) -> bool:
+    if os.name != "posix":
+        return True  # no cheap check; stale folders are removed by age instead
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+_TMP_NAME = re.compile(r"^\.tmp-(?P<key>[^-]+)-(?P<pid>\d+)-[0-9a-f]+$")
+
+
+def request_lock_path(store: Any, key: str) -> Path:
+    """The lock file that serialises asking for record ``key`` of ``store`` across
+    processes (see :class:`RequestLock`)."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", key)
+    return Path(store.directory) / "locks" / f"{safe}.lock"
+
+
+class RequestLock:
+    """A non-blocking cross-process lock on one record key (an OS file lock, so a killed
+    holder releases it at once). Whoever holds it checks the store, asks the model only
+    when the answer is not there, and stores it before :meth:`release`."""
+
+    def __init__(self, store: Any, key: str):
+        from filelock import FileLock
+
+        self.path = request_lock_path(store, key)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = FileLock(str(self.path), timeout=0)
+
+    @property
+    def held(self) -> bool:
+        """Whether this process holds the lock."""
+        return self._lock.is_locked
+
+    def try_acquire(self) -> bool:
+        from filelock import Timeout
+
+        try:
+            self._lock.acquire(timeout=0)
+        except Timeout:
+            return False
+        return True
+
+    def release(self, *, answered: bool) -> None:
+        """Release; once the answer is stored the lock file is removed (a waiter that
+        still holds it open finds the answer when it gets the lock)."""
+        if answered:
+            self.path.unlink(missing_ok=True)
+        self._lock.release()
 
 
 class StageCache:
@@ -73,11 +304,11 @@ class StageCache:
     # -- plumbing -------------------------------------------------------------------
     @property
     def index(self):
+        """Stage -> manifest index (an accelerator: each output folder also holds its
+        ``manifest.json``, which :meth:`manifest` falls back to)."""
         if self._index is None:
-            import diskcache
-
             self.root.mkdir(parents=True, exist_ok=True)
-            self._index = diskcache.Cache(str(self.root / "index"))
+            self._index = open_store(self.root / "index")
         return self._index
 
     def close(self) -> None:
@@ -114,7 +345,23 @@ class StageCache:
         return self.stage_root(stage) / key
 
     def manifest(self, stage: str, key: str) -> dict[str, Any] | None:
-        return self.index.get(("stage", stage, key))
+        """The manifest of a committed output: from the index, else from the output
+        folder's own ``manifest.json`` (an index lost to damage, or a run killed between
+        the rename and the index write), which is then indexed again."""
+        manifest = self.index.get(("stage", stage, key))
+        if manifest is not None:
+            return manifest
+        file = self.path(stage, key) / "manifest.json"
+        if not file.is_file():
+            return None
+        try:
+            manifest = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(manifest, dict) or manifest.get("key") != key:
+            return None
+        self.index.set(("stage", stage, key), manifest)
+        return manifest
 
     def get(self, stage: str, key: str, *, verify: bool = True) -> Path | None:
         """The folder of a finished stage output, or ``None`` when absent or corrupted."""
@@ -145,10 +392,10 @@ class StageCache:
                 return f"{name} fails its checksum"
         return None
 
-    corruption_reports: list[str] = []
+    corruption_reports = CORRUPTION_REPORTS
 
     def _report_corruption(self, stage: str, key: str, problem: str) -> None:
-        StageCache.corruption_reports.append(f"{stage}/{key}: {problem}")
+        CORRUPTION_REPORTS.append(f"{stage}/{key}: {problem}")
 
     def invalidate(self, stage: str, key: str, reason: str) -> None:
         """Drop an entry whose files loaded badly, reporting why."""
@@ -173,7 +420,9 @@ class StageCache:
         """
         root = self.stage_root(stage)
         root.mkdir(parents=True, exist_ok=True)
-        tmp = root / f".tmp-{key}-{uuid.uuid4().hex[:8]}"
+        self._remove_stale_tmp(root)
+        started = time.time()
+        tmp = root / f".tmp-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         try:
             yield tmp
@@ -199,18 +448,60 @@ class StageCache:
                 "summary": dict(summary or {}),
             }
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-            final = self.path(stage, key)
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-            self.index.set(("stage", stage, key), manifest)
+            self._commit(stage, key, tmp, manifest, started)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
 
+    def _commit(self, stage: str, key: str, tmp: Path, manifest: dict[str, Any],
+                started: float) -> None:
+        """Rename ``tmp`` into place under a lock. When another run committed an output of
+        the same key while this one was computing (same key, same inputs), that one is
+        kept, unless it has failed items and this one has none."""
+        from filelock import FileLock
+
+        final = self.path(stage, key)
+        with FileLock(str(self.stage_root(stage) / f".{key}.lock"), timeout=600):
+            existing = self.manifest(stage, key)
+            if existing is not None and existing.get("created", 0) >= started \
+                    and not (existing.get("summary", {}).get("failed")
+                             and not manifest["summary"].get("failed")) \
+                    and self._check(final, existing) is None:
+                log.info("%s/%s was committed by another run meanwhile; keeping it", stage, key)
+                return
+            if final.exists():
+                aside = final.with_name(f".old-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+                os.replace(final, aside)  # renamed first: readers never see a half-deleted folder
+                shutil.rmtree(aside, ignore_errors=True)
+            os.replace(tmp, final)
+            self.index.set(("stage", stage, key), manifest)
+
+    @staticmethod
+    def _remove_stale_tmp(root: Path) -> None:
+        """Remove temporary folders left by runs that were killed (their process is gone;
+        without a process check, after a day)."""
+        for child in root.glob(".tmp-*"):
+            match = _TMP_NAME.match(child.name)
+            try:
+                stale = (not _process_alive(int(match["pid"]))) if match else \
+                    time.time() - child.stat().st_mtime > 86400
+            except OSError:
+                continue
+            if stale:
+                shutil.rmtree(child, ignore_errors=True)
+        for child in root.glob(".old-*"):
+            shutil.rmtree(child, ignore_errors=True)
+
     def delete(self, stage: str, key: str) -> None:
         self.index.delete(("stage", stage, key))
-        shutil.rmtree(self.path(stage, key), ignore_errors=True)
+        folder = self.path(stage, key)
+        if folder.exists():
+            aside = folder.with_name(f".old-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+            try:
+                os.replace(folder, aside)
+            except OSError:
+                aside = folder
+            shutil.rmtree(aside, ignore_errors=True)
 
     def entries(self, stage: str | None = None) -> list[dict[str, Any]]:
         out = []
@@ -224,18 +515,22 @@ class StageCache:
 
     # -- per-item records -------------------------------------------------------------
     def records(self, namespace: str):
-        """A diskcache for items of one namespace (``"llm"``, ``"rationales"``, ...)."""
+        """A diskcache for items of one namespace (``"llm"``, ``"rationales"``, ...); a
+        damaged store is recovered on opening (:func:`open_store`)."""
         if namespace not in self._records:
-            import diskcache
-
-            folder = self.root / "records" / namespace
-            folder.mkdir(parents=True, exist_ok=True)
-            self._records[namespace] = diskcache.Cache(str(folder), size_limit=2**40)
+            self._records[namespace] = open_store(self.root / "records" / namespace)
         return self._records[namespace]
+
+    def _record_namespaces(self) -> list[str]:
+        rec_root = self.root / "records"
+        if not rec_root.exists():
+            return []
+        return sorted(p.name for p in rec_root.iterdir() if p.is_dir())
 
     # -- info / clear -----------------------------------------------------------------
     def info(self) -> dict[str, Any]:
-        """Entries and bytes per stage and per record namespace."""
+        """Entries and bytes per stage and per record namespace (``paid``: LLM answers,
+        with what they cost), and damaged files moved aside."""
         stages = {}
         for stage in STAGES:
             entries = self.entries(stage) if self.root.exists() else []
@@ -245,30 +540,85 @@ class StageCache:
                 "bytes": _dir_size(folder) if folder.exists() else 0,
             }
         records = {}
-        rec_root = self.root / "records"
-        if rec_root.exists():
-            for folder in sorted(p for p in rec_root.iterdir() if p.is_dir()):
-                records[folder.name] = {
-                    "entries": len(self.records(folder.name)),
-                    "bytes": _dir_size(folder),
-                }
+        for name in self._record_namespaces():
+            store = self.records(name)
+            row = {"entries": len(store), "bytes": _dir_size(self.root / "records" / name),
+                   "paid": name in PAID_NAMESPACES}
+            if row["paid"]:
+                row["cost_usd"] = _paid_usd(store)
+            records[name] = row
+        moved_aside = sorted(str(p.relative_to(self.root)) for p in self.root.rglob(f"*{CORRUPT_MARK}*")
+                             if p.is_file()) if self.root.exists() else []
         total = _dir_size(self.root) if self.root.exists() else 0
-        return {"path": str(self.root), "bytes": total, "stages": stages, "records": records}
+        return {"path": str(self.root), "bytes": total, "stages": stages, "records": records,
+                "moved_aside": moved_aside}
 
-    def clear(self, stage: str | None = None) -> int:
-        """Remove one stage's outputs (or everything); returns entries removed."""
+    def clear_plan(self, stage: str | None = None, *, llm: bool = False) -> list[dict[str, Any]]:
+        """What :meth:`clear` with the same arguments removes: one row per stage or record
+        store (``what``, ``entries``, ``bytes``, ``paid``), nothing removed yet."""
+        info = self.info()
+        rows = []
+        for name, row in info["stages"].items():
+            if (stage is None or name == stage) and (row["entries"] or row["bytes"]):
+                rows.append({"what": f"stage outputs: {name}", "entries": row["entries"],
+                             "bytes": row["bytes"], "paid": False})
+        if stage is None:
+            for name, row in info["records"].items():
+                if row["paid"] and not llm:
+                    continue
+                rows.append({"what": f"records: {name}", "entries": row["entries"],
+                             "bytes": row["bytes"], "paid": row["paid"],
+                             "cost_usd": row.get("cost_usd")})
+        elif llm:
+            for name in PAID_NAMESPACES:
+                row = info["records"].get(name)
+                if row:
+                    rows.append({"what": f"records: {name}", "entries": row["entries"],
+                                 "bytes": row["bytes"], "paid": True, "cost_usd": row.get("cost_usd")})
+        return rows
+
+    def clear(self, stage: str | None = None, *, llm: bool = False) -> int:
+        """Remove one stage's outputs, or every stage output and local record store; paid
+        LLM answers (:data:`PAID_NAMESPACES`) only with ``llm=True``. Returns the stage
+        entries removed."""
         if stage is None:
             count = len(self.entries()) if self.root.exists() else 0
+            keep = set() if llm else set(PAID_NAMESPACES)
             self.close()
             if self.root.exists():
                 for child in self.root.iterdir():
-                    if child.is_dir():
-                        shutil.rmtree(child, ignore_errors=True)
+                    if child.name == "records":
+                        for store in child.iterdir():
+                            if store.name not in keep:
+                                _remove(store)
                     else:
-                        child.unlink(missing_ok=True)
+                        _remove(child)
             return count
         entries = self.entries(stage)
         for manifest in entries:
             self.delete(stage, manifest["key"])
         shutil.rmtree(self.stage_root(stage), ignore_errors=True)
+        if llm:
+            self.close()
+            for name in PAID_NAMESPACES:
+                _remove(self.root / "records" / name)
         return len(entries)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _paid_usd(store: Any) -> float | None:
+    """What the answers of a paid store cost, summed (None when no price is known)."""
+    total, known = 0.0, False
+    for key in store.iterkeys():
+        value = store.get(key)
+        cost = value.get("cost_usd") if isinstance(value, dict) else None
+        if isinstance(cost, (int, float)):
+            total += cost
+            known = True
+    return round(total, 6) if known else None

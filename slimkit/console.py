@@ -12,12 +12,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
+NON_TERMINAL_WIDTH = 160
+"""Width of the console when stderr is not a terminal (CI logs, ``nohup``) and COLUMNS is
+unset: rich's default of 80 cuts progress lines short ("9…")."""
+
 
 def stderr_console():
     """A rich console on stderr (progress, tables, notes)."""
     from rich.console import Console
 
-    return Console(stderr=True)
+    console = Console(stderr=True)
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
+        console = Console(stderr=True, width=NON_TERMINAL_WIDTH)
+    return console
 
 
 def stdout_console():

@@ -42,6 +42,13 @@ class StageMissingError(SlimkitError):
     """A stage needs the output of an upstream stage that is not in the cache."""
 
 
+class IncompleteStageError(SlimkitError):
+    """An upstream stage finished with failed items (users the teacher did not answer) and
+    continuing on the rest was not allowed. Not a user mistake: exit code 1."""
+
+    exit_code = 1
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """``" Did you mean 'x'?"`` for the closest choice, or ``""`` when none is close."""
     close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.5)

@@ -89,6 +89,26 @@ def _normalise(dist: str) -> str:
     return dist.lower().replace("_", "-")
 
 
+_WARNED_PLUGINS: set[str] = set()
+
+
+def _warn_unmatched(allowed: set[str], found: set[str]) -> None:
+    """Warn once per name of SLIMKIT_LOAD_PLUGINS that names no installed plugin."""
+    import logging
+
+    for name in sorted(allowed - found - _WARNED_PLUGINS):
+        _WARNED_PLUGINS.add(name)
+        try:
+            metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            why = "is not installed"
+        else:
+            why = "is installed but registers no slimkit components"
+        logging.getLogger(__name__).warning(
+            "SLIMKIT_LOAD_PLUGINS names '%s', which %s; `slimkit plugins list` shows what is "
+            "available.", name, why)
+
+
 class Registry:
     """Names of one component kind mapped to lazily imported objects."""
 
@@ -109,8 +129,11 @@ class Registry:
                 return self._entries
             allowed = _allowed_distributions()
             entries: dict[str, Entry] = {}
+            plugins: set[str] = set()
             for dist in metadata.distributions():
                 dist_name = dist.metadata["Name"] or "?"
+                if any(ep.group.startswith("slimkit.") for ep in dist.entry_points):
+                    plugins.add(_normalise(dist_name))
                 eps = [ep for ep in dist.entry_points if ep.group == self.group]
                 if not eps:
                     continue
@@ -126,6 +149,8 @@ class Registry:
                     entries[ep.name] = Entry(
                         self.kind, ep.name, ep.value, dist_name, dist.version or "?"
                     )
+            if allowed:
+                _warn_unmatched(allowed, plugins)
             self._entries = dict(sorted(entries.items()))
             return self._entries
 

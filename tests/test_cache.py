@@ -109,3 +109,30 @@ def test_info_and_clear(tmp_path):
 def test_info_on_empty_cache(tmp_path):
     info = StageCache(tmp_path / "never-created").info()
     assert info["bytes"] == 0 and all(row["entries"] == 0 for row in info["stages"].values())
+
+
+def test_two_writers_of_one_key_finish_together(tmp_path):
+    cache = StageCache(tmp_path)
+    with cache.write("teach", "k", {}, summary={"failed": 0}) as first:
+        (first / "x").write_text("first")
+        with StageCache(tmp_path).write("teach", "k", {}, summary={"failed": 0}) as second:
+            (second / "x").write_text("second")
+    # The second run committed while the first was computing: the first keeps that output
+    # instead of replacing a complete folder under a reader's feet.
+    folder = cache.get("teach", "k")
+    assert folder is not None and (folder / "x").read_text() == "second"
+    assert [p.name for p in cache.stage_root("teach").iterdir() if p.is_dir()] == ["k"]
+
+
+def test_a_killed_writers_temporary_folder_is_removed(tmp_path):
+    import subprocess
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    cache = StageCache(tmp_path)
+    leftover = cache.stage_root("teach") / f".tmp-k-{dead.pid}-abcd1234"
+    leftover.mkdir(parents=True)
+    (leftover / "rationales.jsonl").write_text("{}")
+    with cache.write("teach", "k2", {}) as out:
+        (out / "x").write_text("1")
+    assert not leftover.exists()

@@ -153,4 +153,16 @@ def handle_exception(exc: BaseException) -> int:
             body.append(f"\n\n{exc.hint}", style="dim")
         stderr_console().print(Panel(body, title="slimkit: error", border_style="red", expand=False))
         return exc.exit_code
+    import sqlite3
+
+    if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+        # A store damaged while this command ran (damage found on opening is repaired there).
+        from slimkit.console import stderr_console
+        from slimkit.paths import cache_dir
+
+        stderr_console().print(
+            f"[red]slimkit: a cache file under {cache_dir()} was damaged while this command ran "
+            f"({exc}).[/] Run the same command again: the damaged store is moved aside and its "
+            "readable entries kept.")
+        return 1
     raise exc

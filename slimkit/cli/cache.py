@@ -1,6 +1,8 @@
-"""`slimkit cache`: inspect and clear the stage cache."""
+"""`slimkit cache`: inspect and clear the stage cache and the paid LLM answers."""
 
 from __future__ import annotations
+
+import sys
 
 import typer
 
@@ -13,9 +15,13 @@ cache_app = typer.Typer(
 )
 
 
+def _money(value) -> str:
+    return "" if not value else f" (${value:.4f} paid)"
+
+
 @cache_app.command("info")
 def info(as_json: bool = JsonOption) -> None:
-    """Where the cache is, its size, and entries per stage and per record kind."""
+    """Where the cache is, its size, entries per stage, and the stored LLM answers (paid)."""
     from slimkit.cache import StageCache
 
     data = StageCache().info()
@@ -33,30 +39,73 @@ def info(as_json: bool = JsonOption) -> None:
     for name, row in data["stages"].items():
         table.add_row(name, str(row["entries"]), human_size(row["bytes"]))
     for name, row in data["records"].items():
-        table.add_row(f"records: {name}", str(row["entries"]), human_size(row["bytes"]))
-    stdout_console().print(table)
+        label = f"records: {name}" + (" (LLM answers, paid)" if row.get("paid") else "")
+        entries = str(row["entries"]) + _money(row.get("cost_usd"))
+        table.add_row(label, entries, human_size(row["bytes"]))
+    console = stdout_console()
+    console.print(table)
+    if data.get("moved_aside"):
+        console.print("Damaged files moved aside (safe to delete once checked): "
+                      + ", ".join(data["moved_aside"]))
 
 
 @cache_app.command("clear")
 def clear(
+    stage_arg: str | None = typer.Argument(
+        None, metavar="[STAGE]", help="Same as --stage.", show_default=False),
     stage: str | None = typer.Option(
         None, "--stage", help="Only this stage (data, teach, distill, encode, train, compare).",
         show_default=False,
     ),
-    yes: bool = typer.Option(True, "--yes/--ask", help="Ask before clearing everything."),
+    llm: bool = typer.Option(
+        False, "--llm",
+        help="Also delete the cached LLM answers (paid for: a hosted teacher asks again, and "
+        "bills again). Without it they are always kept.",
+    ),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
-    """Remove cached outputs of one stage, or everything (LLM responses included)."""
+    """Remove cached stage outputs (one stage, or all of them and the local record stores).
+
+    LLM answers are kept unless --llm is given. The command lists what it will delete, with
+    counts and sizes, and asks first (--yes skips the question; without a terminal, --yes
+    is required).
+    """
     from slimkit.cache import STAGES, StageCache
+    from slimkit.console import stderr_console
     from slimkit.errors import SlimkitError, did_you_mean
 
+    stage = stage or stage_arg
     if stage is not None and stage not in STAGES:
         raise SlimkitError(
             f"Unknown stage '{stage}'.{did_you_mean(stage, STAGES)} Stages: {', '.join(STAGES)}."
         )
-    if stage is None and not yes:
-        typer.confirm("Clear the whole slimkit cache, LLM responses included?", abort=True)
-    removed = StageCache().clear(stage)
-    typer.echo(f"Removed {removed} cached {stage or 'stage'} output(s).")
+    cache = StageCache()
+    plan = cache.clear_plan(stage, llm=llm)
+    console = stderr_console()
+    if not plan:
+        console.print(f"Nothing to clear in {cache.root}.")
+        return
+    console.print(f"This deletes from {cache.root}:")
+    for row in plan:
+        paid = " [bold red]PAID LLM ANSWERS[/]" + _money(row.get("cost_usd")) if row["paid"] else ""
+        console.print(f"  {row['what']}: {row['entries']} entries, {human_size(row['bytes'])}{paid}")
+    if not llm and stage is None:
+        kept = cache.info()["records"].get("llm")
+        if kept:
+            console.print(f"Kept: {kept['entries']} cached LLM answers{_money(kept.get('cost_usd'))} "
+                          "(add --llm to delete them too).")
+    if not yes:
+        if not sys.stdin.isatty():
+            raise SlimkitError(
+                "slimkit cache clear: not deleting without confirmation (no terminal to ask on).",
+                hint="Pass --yes to delete what is listed above.",
+            )
+        if not typer.confirm("Delete these?"):
+            console.print("Nothing deleted.")
+            raise typer.Exit(1)
+    removed = cache.clear(stage, llm=llm)
+    console.print(f"Removed {removed} cached {stage or 'stage'} output(s)"
+                  + (" and the cached LLM answers." if llm else "; LLM answers kept."))
 
 
 def register(app: typer.Typer) -> None:

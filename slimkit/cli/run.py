@@ -25,6 +25,13 @@ def run_command(
         "dropped first; cached LLM responses are kept).",
         show_default=False,
     ),
+    allow_partial: bool = typer.Option(
+        False,
+        "--allow-partial",
+        help="When the teacher failed for some users, continue with the users it answered "
+        "(later stages are marked incomplete and rebuilt once every user is answered). "
+        "Without it the run stops after teach with exit code 1.",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Run data -> teach -> distill -> encode -> train -> evaluate, each stage from the cache when unchanged.
@@ -39,7 +46,7 @@ def run_command(
     if force is not None:
         check_stage_name(force, "--force")
     spec = load_spec_from_cli(config, overrides)
-    report = run_pipeline(spec, until=until, force=force, progress=True)
+    report = run_pipeline(spec, until=until, force=force, progress=True, allow_partial=allow_partial)
     if as_json:
         print_json(report.to_dict())
 

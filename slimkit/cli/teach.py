@@ -49,23 +49,33 @@ def summary_table(summary: dict[str, Any], cached_stage: bool):
 def teach_command(
     config: Path | None = ConfigOption,
     overrides: list[str] | None = SetOption,
+    allow_partial: bool = typer.Option(
+        False, "--allow-partial", help="Exit 0 even when the teacher failed for some users."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Sample users and have the teacher LLM write a three-step rationale for each (cached per request, resumable)."""
+    """Sample users and have the teacher LLM write a three-step rationale for each (cached per request, resumable).
+
+    Exit code 1 when some users failed (unless --allow-partial): run it again to retry them.
+    """
     from slimkit.cli._common import print_json, run_stage, stage_json
     from slimkit.console import stderr_console, stdout_console
 
     _, result = run_stage(config, overrides, "teach")
+    failed = result.summary.get("failed", 0)
     if as_json:
         print_json(stage_json(result))
-        return
-    stdout_console().print(summary_table(result.summary, result.cached))
-    stdout_console().print(f"Rationales: {result.path / 'rationales.jsonl'}")
-    if result.summary.get("failed"):
+    else:
+        stdout_console().print(summary_table(result.summary, result.cached))
+        stdout_console().print(f"Rationales: {result.path / 'rationales.jsonl'}")
+    if failed:
         stderr_console().print(
-            f"[yellow]{result.summary['failed']} user(s) failed[/]; run the same command again "
-            "to retry them (answered users are not asked again)."
+            f"[yellow]teach: {failed} of {result.summary.get('users', 0)} user(s) failed[/]; run "
+            "the same command again to retry them (answered users are not asked again)."
+            + ("" if allow_partial else " Exit code 1; --allow-partial accepts a partial result.")
         )
+        if not allow_partial:
+            raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

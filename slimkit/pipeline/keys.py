@@ -70,16 +70,36 @@ def stage_versions(spec: PipelineSpec, stage: str) -> dict[str, str]:
     return component_versions([pair for pair in spec.components() if pair[0] in kinds])
 
 
-def stage_keys(spec: PipelineSpec, cache: StageCache | None = None) -> dict[str, str]:
-    """The cache key of every stage."""
+def stage_keys(spec: PipelineSpec, cache: StageCache | None = None,
+               incomplete: dict[str, str] | None = None) -> dict[str, str]:
+    """The cache key of every stage.
+
+    ``incomplete`` marks stage outputs that finished with failed items (``{"teach":
+    "20/30:<users>"}``): a stage reading such an output gets another key, so it is never
+    taken for (nor reused as) the stage built on the complete output.
+    """
     cache = cache or StageCache()
     inputs = stage_inputs(spec)
+    marks = incomplete or {}
     keys: dict[str, str] = {}
     for stage in PIPELINE:
-        keys[stage] = cache.key(stage, inputs[stage]["parts"],
-                                [keys[u] for u in inputs[stage]["upstream"]],
-                                stage_versions(spec, stage))
+        upstream = [keys[u] + (f"#incomplete:{marks[u]}" if u in marks else "")
+                    for u in inputs[stage]["upstream"]]
+        keys[stage] = cache.key(stage, inputs[stage]["parts"], upstream, stage_versions(spec, stage))
     return keys
+
+
+def upstream_closure(spec: PipelineSpec, stage: str) -> list[str]:
+    """Every stage whose output ``stage`` depends on, directly or not."""
+    inputs = stage_inputs(spec)
+    seen: list[str] = []
+    todo = list(inputs[stage]["upstream"])
+    while todo:
+        current = todo.pop()
+        if current not in seen:
+            seen.append(current)
+            todo.extend(inputs[current]["upstream"])
+    return [s for s in PIPELINE if s in seen]
 
 
 def stage_spec(spec: PipelineSpec, stage: str) -> dict[str, Any]:

@@ -44,13 +44,18 @@ def run_pipeline(
     until: str | None = None,
     force: str | None = None,
     progress: bool = True,
+    allow_partial: bool = False,
 ) -> PipelineReport:
     """Run every stage the spec needs, each from the cache when its inputs are unchanged.
 
     ``until`` stops after that stage; ``force`` drops the cached outputs of that stage and
     of every stage after it first, so they are recomputed (per-request LLM responses stay
-    cached: ``slimkit cache clear`` removes those). When the spec's ``tracking`` section
-    names backends, the run is logged there (:mod:`slimkit.tracking`).
+    cached: ``slimkit cache clear --llm`` removes those). When the teacher failed for some
+    users, the run stops after teach (:class:`~slimkit.errors.IncompleteStageError`, exit
+    code 1) unless ``allow_partial``: then the later stages use the answered users and are
+    marked as built on an incomplete teach (rebuilt once every user is answered). When the
+    spec's ``tracking`` section names backends, the run is logged there
+    (:mod:`slimkit.tracking`).
     """
     cache = cache or StageCache()
     if until is not None:
@@ -62,7 +67,7 @@ def run_pipeline(
             f"--force {force} comes after --until {until}: nothing would be recomputed.",
             hint=f"Stages run in this order: {' -> '.join(PIPELINE)}.",
         )
-    pipeline = Pipeline(spec, cache, progress=progress)
+    pipeline = Pipeline(spec, cache, progress=progress, allow_partial=allow_partial)
     keys = pipeline.keys
     console = stderr_console() if progress else None
     start = time.perf_counter()

@@ -14,14 +14,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from slimkit.artifacts.files import read_summary
+from slimkit.artifacts.files import read_summary, write_summary
 from slimkit.artifacts.rationales import read_rationales
 from slimkit.artifacts.trained import load_weights, read_metrics, read_model_info
 from slimkit.artifacts.vectors import read_vectors
 from slimkit.cache import StageCache
-from slimkit.errors import StageMissingError
+from slimkit.errors import IncompleteStageError, StageMissingError
 from slimkit.factories import encoder_identity
-from slimkit.pipeline.keys import stage_keys, stage_spec, stage_versions, uses_text
+from slimkit.pipeline.keys import (
+    stage_keys,
+    stage_spec,
+    stage_versions,
+    upstream_closure,
+    uses_text,
+)
 from slimkit.spec import PipelineSpec
 from slimkit.stages import data, distill, encode, teach, train
 
@@ -68,12 +74,21 @@ class TrainedModel:
 
 class Pipeline:
     """A spec's stages over one cache: each stage runs at most once, and only when the
-    cache holds no usable output for its key; upstream stages run first, as needed."""
+    cache holds no usable output for its key; upstream stages run first, as needed.
 
-    def __init__(self, spec: PipelineSpec, cache: StageCache | None = None, *, progress: bool = True):
+    A teach output with failed users is used downstream only with ``allow_partial``
+    (else :class:`IncompleteStageError`, exit code 1); the stages built on it then get
+    keys of their own and ``built_on_incomplete`` in their summary, so once the missing
+    users are answered they are computed again rather than reused.
+    """
+
+    def __init__(self, spec: PipelineSpec, cache: StageCache | None = None, *, progress: bool = True,
+                 allow_partial: bool = False):
         self.spec = spec
         self.cache = cache or StageCache()
         self.progress = progress
+        self.allow_partial = allow_partial
+        self.incomplete: dict[str, str] = {}  # stage -> "20/30:<users>" of outputs with failures
         self.keys = stage_keys(spec, self.cache)
         self._results: dict[str, StageResult] = {}
         self._loaded: dict[str, Any] = {}
@@ -117,16 +132,47 @@ class Pipeline:
         """The output of ``stage``: from the cache, or computed now (upstream first)."""
         if self.cached(stage) is not None:
             return self._results[stage]
-        key = self.keys[stage]
         compute = self._compute(stage)  # loads upstream outputs (running them if needed)
+        if self.cached(stage) is not None:  # its key changed: built on an incomplete upstream
+            return self._results[stage]
+        key = self.keys[stage]
+        built_on = {u: self.incomplete[u].split(":")[0] for u in upstream_closure(self.spec, stage)
+                    if u in self.incomplete}
         started = time.perf_counter()
         with self.cache.write(stage, key, stage_spec(self.spec, stage),
                               stage_versions(self.spec, stage)) as out:
             summary = compute(out)
+            if built_on:
+                summary = {**summary, "built_on_incomplete": built_on}
+                write_summary(out, summary)
         result = StageResult(stage, key, self.cache.path(stage, key), cached=False,
                              seconds=time.perf_counter() - started, summary=summary)
         self._results[stage] = result
         return result
+
+    def _check_complete(self, stage: str, rows: list[dict[str, Any]]) -> None:
+        """Stop (IncompleteStageError) or, with ``allow_partial``, continue on an upstream
+        output with failed items; continuing gives every later stage its own key."""
+        summary = self._results[stage].summary
+        mark = teach.incomplete_mark(summary, rows) if stage == "teach" else None
+        if mark is None or self.incomplete.get(stage) == mark:
+            return
+        if not self.allow_partial:
+            failed, users = summary.get("failed", 0), summary.get("users", 0)
+            kinds = ", ".join(f"{k}: {n}" for k, n in (summary.get("failures") or {}).items())
+            raise IncompleteStageError(
+                f"teach: {failed} of {users} users failed" + (f" ({kinds})" if kinds else "")
+                + f"; only {users - failed} have a rationale, so the later stages did not run.",
+                hint="Run the same command again to retry the failed users (answered users "
+                "are not asked again), or pass --allow-partial to continue with the "
+                f"{users - failed} answered users (what is built on them is marked incomplete "
+                "and rebuilt once every user is answered).",
+            )
+        self.incomplete[stage] = mark
+        self.keys = stage_keys(self.spec, self.cache, self.incomplete)
+        for later in [s for s in self._results if stage in upstream_closure(self.spec, s)]:
+            self._results.pop(later, None)
+            self._loaded.pop(later, None)
 
     def _compute(self, stage: str) -> Callable[[Path], dict[str, Any]]:
         """A function of the output folder that computes ``stage`` from its upstream outputs."""
@@ -170,8 +216,12 @@ class Pipeline:
 
     def teacher_rationales(self) -> list[dict[str, Any]]:
         """The teach stage's answered rows (a cached output with failed users is used only
-        after the stage ran again for them)."""
-        return self._read("teach", lambda folder: read_rationales(folder, done_only=True))
+        after the stage ran again for them, and with failures left only when partial
+        results are allowed)."""
+        rows = self._read("teach", lambda folder: read_rationales(folder, done_only=True))
+        if self._results["teach"].summary.get("failed"):
+            self._check_complete("teach", rows)
+        return rows
 
     def student_rationales(self) -> list[dict[str, Any]]:
         """Every user's student rationale row."""

@@ -8,6 +8,7 @@ is collected into one :class:`~slimkit.errors.ConfigError` naming the path
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,6 +114,42 @@ def _params_model(section: str, kind: Any, problems: list[str]) -> type[Params] 
         return None
 
 
+def kind_fields(section: str, kind: Any) -> set[str] | None:
+    """The keys a component section of ``kind`` accepts; None when the section is not a
+    component section or the kind is unknown."""
+    if section not in SECTION_KIND:
+        return None
+    model = _params_model(section, kind, [])
+    return None if model is None else set(model.model_fields)
+
+
+def _accepts_bool(annotation: Any) -> bool:
+    if annotation is bool or annotation is Any:
+        return True
+    args = typing.get_args(annotation)
+    return any(_accepts_bool(a) for a in args) if args else False
+
+
+def _number_only(annotation: Any) -> bool:
+    """Whether a field takes numbers (int/float, optionally None) and no bool."""
+    if annotation in (int, float):
+        return True
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    return bool(args) and all(a in (int, float) for a in args)
+
+
+def _bool_problems(section: str, model: type[BaseModel], raw: dict[str, Any]) -> list[str]:
+    """``epochs: true``: pydantic reads a bool as 1 or 0; a number field must get a number."""
+    problems = []
+    for name, value in raw.items():
+        field = model.model_fields.get(name)
+        if isinstance(value, bool) and field is not None and _number_only(field.annotation) \
+                and not _accepts_bool(field.annotation):
+            problems.append(f"{section}.{name}: expected a number, got {str(value).lower()} "
+                            "(a YAML boolean; write the number).")
+    return problems
+
+
 def _validate_section(section: str, raw: Any, problems: list[str]) -> BaseModel | None:
     """One section: a component section by the ``Params`` of its ``kind``, a fixed one by its
     own model; None (and its problems added) when it does not fit."""
@@ -130,11 +167,14 @@ def _validate_section(section: str, raw: Any, problems: list[str]) -> BaseModel 
         model = FIXED_SECTIONS[section]
     if model is None:
         return None
+    wrong_bools = _bool_problems(section, model, raw)
+    problems.extend(wrong_bools)
     try:
-        return model.model_validate(raw)
+        validated = model.model_validate(raw)
     except ValidationError as exc:
         problems.extend(_pydantic_problems(section, model, exc))
         return None
+    return None if wrong_bools else validated
 
 
 def _check_prompts(prompt: PromptSection, problems: list[str]) -> None:

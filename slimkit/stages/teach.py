@@ -77,6 +77,7 @@ def summarize(rows: list[dict[str, Any]], stats: Any, wall_s: float, label: str)
         "malformed": sum(not r["well_formed"] for r in done),
         "cached": sum(bool(r.get("cached")) for r in rows),
         "requests_sent": stats.requests_sent,
+        "answered_by_another_run": stats.answered_elsewhere,
         "responses_cached": stats.responses_cached,
         "retries": stats.retries,
         "malformed_retries": stats.malformed_retries,
@@ -98,6 +99,17 @@ def reusable(summary: dict[str, Any]) -> bool:
     return summary.get("failed", 0) == 0
 
 
+def incomplete_mark(summary: dict[str, Any], rows: list[dict[str, Any]]) -> str | None:
+    """``"20/30:<hash of the answered users>"`` for an output with failed users, else None:
+    what stages built on it carry in their key."""
+    if summary.get("failed", 0) == 0:
+        return None
+    from slimkit.cache import hash_key
+
+    done = sorted(str(r["user"]) for r in rows if r.get("status") == "done")
+    return f"{summary.get('done', len(done))}/{summary.get('users', len(rows))}:{hash_key(done)[:12]}"
+
+
 def teach(spec: Any, dataset: Any, out: Path, *, records: Callable[[str], Any],
           progress: bool = True) -> dict[str, Any]:
     """Have the spec's teacher write rationales for the sampled users of ``dataset`` into
@@ -114,6 +126,7 @@ def teach(spec: Any, dataset: Any, out: Path, *, records: Callable[[str], Any],
     finally:
         bar.close()
     summary = summarize(rows, ctx.stats, time.perf_counter() - start, label)
+    summary["incomplete"] = (f"{summary['done']}/{summary['users']}" if summary["failed"] else None)
     if not summary["done"]:
         first = next((r["error"] for r in rows if r.get("error")), "no answer")
         raise SlimkitError(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from slimkit.components import Component
 from slimkit.spec import TeacherParams
@@ -43,6 +43,20 @@ class LiteLLMTeacherParams(TeacherParams):
     retry_temperature: float = Field(
         0.7, ge=0, le=2, description="Temperature when re-asking after a malformed greedy answer."
     )
+
+    @field_validator("api_base")
+    @classmethod
+    def _api_base_is_a_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme.lower() not in ("http", "https") or not rest.strip("/"):
+            raise ValueError(
+                f"must be a URL starting with http:// or https://, e.g. http://{value.split('://')[-1]}"
+                if value.split("://")[-1] else "must be a URL starting with http:// or https://"
+            )
+        return value
 
 
 LITELLM = Component(

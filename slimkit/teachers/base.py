@@ -40,6 +40,7 @@ class TeachStats:
     """Counters a teacher keeps while it runs (the summary table is built from them)."""
 
     requests_sent: int = 0
+    answered_elsewhere: int = 0  # answers another run (sharing the cache) bought while we waited
     responses_cached: int = 0
     retries: int = 0
     malformed_retries: int = 0

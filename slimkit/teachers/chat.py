@@ -38,6 +38,16 @@ class ChatTeacher:
         """The model name written into every row (and part of every record key)."""
         raise NotImplementedError
 
+    @property
+    def identity(self) -> str:
+        """What names the model in a record key: :attr:`label`, plus anything else that
+        changes its answers (the server of a hosted model); never a credential."""
+        return self.label
+
+    def request_key(self, job: TeacherJob, attempt: int) -> str:
+        """Record key of a job's ``attempt``-th ask: model identity, messages, sampling."""
+        return record_key(self.identity, job.messages, self.sampling(attempt))
+
     def sampling(self, attempt: int) -> dict[str, Any]:
         """Sampling parameters of the ``attempt``-th ask (0: first); part of the cache key."""
         temperature = self.temperature
@@ -80,7 +90,7 @@ class ChatTeacher:
     # -- shared steps ---------------------------------------------------------------------
     def lookup(self, job: TeacherJob, attempt: int, ctx: TeachContext) -> tuple[str, dict | None]:
         """(record key, cached answer or None) of a job's ``attempt``-th ask."""
-        key = record_key(self.label, job.messages, self.sampling(attempt))
+        key = self.request_key(job, attempt)
         record = ctx.records.get(key) if ctx.records is not None else None
         if record is not None:
             ctx.stats.responses_cached += 1
@@ -99,7 +109,7 @@ class ChatTeacher:
             return None
         answers = []
         for attempt in range(1 + self.max_malformed_retries):
-            record = ctx.records.get(record_key(self.label, job.messages, self.sampling(attempt)))
+            record = ctx.records.get(self.request_key(job, attempt))
             if record is None:
                 return None
             answers.append(record)

@@ -21,6 +21,15 @@ How a run goes:
 
 API keys are read from the environment when a request is made, passed to litellm, and
 scrubbed from every error message; they are never part of a cache key, record or output.
+Without ``api_key_env`` the provider's usual variable is used (``OPENAI_API_KEY`` for an
+OpenAI-compatible ``api_base``); a self-hosted server with no key set gets a dummy one. A
+401/403 answer stops the run at once with an error naming the variable.
+
+Several runs may share one cache: before asking, a job takes a cross-process lock on its
+request key (:class:`slimkit.cache.RequestLock`); a run that finds the lock held waits
+for the other run's answer and reads it from the cache, so no request is paid twice.
+A killed holder's lock is released by the operating system; a holder that hangs past
+``lock_wait_s`` is overtaken.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlparse
 
+from slimkit.cache import RequestLock
 from slimkit.errors import SlimkitError
 from slimkit.teachers.base import TeachContext, TeacherJob, make_row
 from slimkit.teachers.chat import ChatTeacher
@@ -61,6 +71,25 @@ API_PARAMS = ("temperature", "max_tokens", "seed")
 
 DEFAULT_API_BASES = {"ollama": "http://localhost:11434", "ollama_chat": "http://localhost:11434"}
 
+PROVIDER_KEY_VARIABLES = {
+    "openai": "OPENAI_API_KEY",
+    "text-completion-openai": "OPENAI_API_KEY",
+    "openai_like": "OPENAI_API_KEY",
+    "custom_openai": "OPENAI_API_KEY",
+    "azure": "AZURE_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+    "gemini": "GEMINI_API_KEY",
+    "mistral": "MISTRAL_API_KEY",
+    "groq": "GROQ_API_KEY",
+    "together_ai": "TOGETHERAI_API_KEY",
+    "deepseek": "DEEPSEEK_API_KEY",
+    "openrouter": "OPENROUTER_API_KEY",
+    "hosted_vllm": "HOSTED_VLLM_API_KEY",
+}
+"""The usual API-key variable of a provider (others: ``<PROVIDER>_API_KEY``)."""
+
+AUTH_ERRORS = ("authentication", "permission_denied")
+
 
 def import_litellm():
     """Import litellm quietly, offline (no cost-map download), with slimkit's settings."""
@@ -81,6 +110,10 @@ class _NotSent(Exception):
 
 class _GaveUp(Exception):
     """The request failed for good (after retries, or not retryable)."""
+
+
+class _Busy(Exception):
+    """Another run holds this request's lock: it is asking the same question now."""
 
 
 class _RateLimiter:
@@ -193,6 +226,14 @@ class LiteLLMTeacher(ChatTeacher):
         """The model name written into every row."""
         return self.model
 
+    @property
+    def identity(self) -> str:
+        """The model and, when set, the server: the same model name on another server
+        gives other answers, so it must not reuse these."""
+        if not self.api_base:
+            return self.model
+        return f"{self.model}@{self.api_base.rstrip('/')}"
+
     # -- credentials ------------------------------------------------------------------
     def _provider(self) -> str:
         try:
@@ -205,12 +246,20 @@ class LiteLLMTeacher(ChatTeacher):
                 "20241022, ollama/llama3.1, or hosted_vllm/<name> with teacher.api_base.",
             ) from exc
 
-    def _api_key(self) -> str | None:
+    def key_variable(self) -> str | None:
+        """The environment variable the API key is read from: ``api_key_env``, else the
+        provider's usual one (None when the provider cannot be told)."""
         if self.api_key_env:
-            return os.environ.get(self.api_key_env) or None
-        if self.api_base:
-            return None  # the provider's variable if set, else the dummy (see _call_kwargs)
-        return None
+            return self.api_key_env
+        try:
+            provider = self._provider()
+        except SlimkitError:
+            return None
+        return PROVIDER_KEY_VARIABLES.get(provider, f"{provider.upper()}_API_KEY")
+
+    def _api_key(self) -> str | None:
+        variable = self.key_variable()
+        return (os.environ.get(variable) or None) if variable else None
 
     def _secrets(self) -> list[str]:
         names = [self.api_key_env] if self.api_key_env else []
@@ -288,8 +337,30 @@ class LiteLLMTeacher(ChatTeacher):
 
     # -- the run ------------------------------------------------------------------------
     def answer(self, jobs: Sequence[TeacherJob], ctx: TeachContext) -> list[dict[str, Any]]:
-        """Ask the model for every job, concurrently (see the module docstring)."""
-        return _run_async(self._run(jobs, ctx))
+        """Ask the model for every job, concurrently (see the module docstring). A refused
+        key (401/403) stops the run: SlimkitError naming the variable, after every answer
+        that did arrive was cached."""
+        rows = _run_async(self._run(jobs, ctx))
+        refused = [kind for kind in AUTH_ERRORS if ctx.stats.errors.get(kind)]
+        if refused:
+            ctx.progress.close()
+            raise SlimkitError(self._refused_message(refused[0], ctx), hint=(
+                "Export the right key, or name the variable that holds it with "
+                "teacher.api_key_env. Answers that arrived are cached; nothing is asked twice."))
+        return rows
+
+    def _refused_message(self, kind: str, ctx: TeachContext) -> str:
+        variable = self.key_variable()
+        server = self.api_base or self.model
+        code = "401 Unauthorized" if kind == "authentication" else "403 Forbidden"
+        if self._api_key():
+            sent = f"the key in {variable}"
+        elif variable:
+            sent = f"no key ({variable} is not set{', a dummy key was sent' if self.api_base else ''})"
+        else:
+            sent = "no key"
+        return (f"The teacher's server ({server}) refused {sent}: {code}. The run stopped at "
+                f"once ({ctx.stats.requests_sent} request(s) sent).")
 
     async def _run(self, jobs: Sequence[TeacherJob], ctx: TeachContext) -> list[dict[str, Any]]:
         semaphore = asyncio.Semaphore(self.concurrency)
@@ -314,20 +385,76 @@ class LiteLLMTeacher(ChatTeacher):
             if record is not None:
                 cached += 1
             else:
+                lock = RequestLock(ctx.records, key) if ctx.records is not None else None
                 try:
-                    record = await self._request(job.messages, self.sampling(attempt), ctx,
-                                                 semaphore, limiter)
+                    record, elsewhere = await self._ask(key, job.messages, self.sampling(attempt),
+                                                        ctx, semaphore, limiter, lock)
                 except (_NotSent, _GaveUp) as exc:
                     if answers:  # keep the malformed answer we have
                         break
                     return make_row(job, model=self.label, text=None, status="failed",
                                     error=str(exc), attempts=attempt + 1)
-                if ctx.records is not None:
-                    ctx.records.set(key, record)
+                cached += int(elsewhere)
             answers.append(record)
             if not self.ask_again(record, attempt, ctx):
                 break
         return self.row(job, answers, cached)
+
+    @property
+    def lock_wait_s(self) -> float:
+        """How long to wait on another run's request before asking anyway: its longest
+        possible life (every try timing out, every backoff at its longest)."""
+        return self.timeout * (self.max_retries + 1) + self.retry_max_delay * self.max_retries + 5
+
+    async def _ask(self, key, messages, sampling, ctx, semaphore, limiter,
+                   lock: RequestLock | None) -> tuple[dict[str, Any], bool]:
+        """(answer, whether another run bought it). The request key's lock is taken in a
+        free concurrency slot, so a run holds locks only for requests it is sending; while
+        another run holds it, this one waits outside the slots and reads that run's answer
+        from the cache. The answer is stored before the lock is released."""
+        waited = 0.0
+        while True:
+            try:
+                record = await self._request(messages, sampling, ctx, semaphore, limiter,
+                                             lock=lock if waited < self.lock_wait_s else None,
+                                             key=key)
+            except _Busy:
+                record, waited = await self._wait_elsewhere(key, lock, ctx, waited)
+                if record is not None:
+                    return record, True
+                continue
+            except BaseException:
+                if lock is not None and lock.held:
+                    lock.release(answered=False)
+                raise
+            if record.pop("_from_cache", False):
+                if lock is not None and lock.held:
+                    lock.release(answered=True)
+                return record, True
+            if ctx.records is not None:
+                ctx.records.set(key, record)
+            if lock is not None and lock.held:
+                lock.release(answered=True)
+            return record, False
+
+    async def _wait_elsewhere(self, key, lock, ctx, waited: float) -> tuple[dict | None, float]:
+        """Wait while another run holds ``key``: (its answer, time waited) once stored, or
+        (None, time waited) once the lock is free (that run failed or died) or the wait is
+        over (:attr:`lock_wait_s`)."""
+        pause = 0.05
+        while waited < self.lock_wait_s:
+            record = ctx.records.get(key)
+            if record is not None:
+                ctx.stats.responses_cached += 1
+                ctx.stats.answered_elsewhere += 1
+                return record, waited
+            if lock.try_acquire():
+                lock.release(answered=False)
+                return None, waited
+            await asyncio.sleep(pause)
+            waited += pause
+            pause = min(0.5, pause * 2)
+        return None, waited
 
     def _call_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"timeout": self.timeout, "max_retries": 0, "num_retries": 0}
@@ -337,7 +464,7 @@ class LiteLLMTeacher(ChatTeacher):
         if key:
             kwargs["api_key"] = key
         elif self.api_base:
-            kwargs["api_key"] = DUMMY_API_KEY
+            kwargs["api_key"] = DUMMY_API_KEY  # a self-hosted server that checks no key
         return kwargs
 
     def _budget_reached(self, ctx: TeachContext) -> bool:
@@ -347,7 +474,8 @@ class LiteLLMTeacher(ChatTeacher):
         average = stats.spent_usd / self._paid_requests if self._paid_requests else 0.0
         return stats.spent_usd + self._inflight * average >= self.max_cost_usd
 
-    async def _request(self, messages, sampling, ctx: TeachContext, semaphore, limiter) -> dict[str, Any]:
+    async def _request(self, messages, sampling, ctx: TeachContext, semaphore, limiter, *,
+                       lock: RequestLock | None = None, key: str | None = None) -> dict[str, Any]:
         litellm = self._lib()
         stats = ctx.stats
         api_params = {k: v for k, v in sampling.items() if k in API_PARAMS}
@@ -358,6 +486,14 @@ class LiteLLMTeacher(ChatTeacher):
                     stats.stopped = f"budget reached (max_cost_usd={self.max_cost_usd})"
                 if stats.stopped:
                     raise _NotSent(f"not sent: {stats.stopped}")
+                if lock is not None and not lock.held:
+                    if not lock.try_acquire():
+                        raise _Busy
+                    record = ctx.records.get(key)  # stored by another run just before?
+                    if record is not None:
+                        ctx.stats.responses_cached += 1
+                        ctx.stats.answered_elsewhere += 1
+                        return {**record, "_from_cache": True}
                 await limiter.wait()
                 stats.requests_sent += 1
                 self._inflight += 1

@@ -9,7 +9,10 @@ at most ``max_faults_per_request`` times per body, so every request eventually s
 
 It logs every request (body hash, outcome, Authorization header, time) so tests can check
 that no request was paid for twice and that the key that reached the server is the one
-the user exported. Run it by hand: ``python tests/helpers/fake_openai_server.py --latency 0.5``.
+the user exported. An answer is written (and billed) only to a client still connected:
+one whose process died while the server worked is logged as ``client_gone``. Chaos tests
+can run ``on_request(n, authorization)`` as the n-th request arrives and hold every answer while
+``frozen`` is set (e.g. to SIGKILL a client while it has requests in flight). Run it by hand: ``python tests/helpers/fake_openai_server.py --latency 0.5``.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import random
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Self
@@ -45,6 +49,10 @@ class FakeOpenAIServer:
     timeout_sleep: float = 3.0
     seed: int = 0
     usd_tokens: bool = True  # report usage so litellm can price known models
+    require_key: str | None = None  # answer 401 unless "Authorization: Bearer <require_key>"
+    fail_when: Callable[[str], bool] | None = None  # 500 for every prompt it accepts (until unset)
+    on_request: Callable[[int, str], None] | None = None  # (n, Authorization) as the n-th arrives
+    hold: Callable[[str], bool] | None = None  # answers wait while hold(Authorization) is true
     host: str = "127.0.0.1"
     port: int = 0
 
@@ -53,6 +61,8 @@ class FakeOpenAIServer:
         if unknown:
             raise ValueError(f"unknown faults {unknown}; known: {FAULTS}")
         self.log: list[Logged] = []
+        self.frozen = threading.Event()  # while set, answers wait (they are not written)
+        self.requests = 0
         self._seen: dict[str, int] = {}
         self._faulted: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -150,6 +160,19 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
         self.wfile.flush()
 
+    def _client_gone(self) -> bool:
+        """Whether the client closed its end (its process died) while we worked."""
+        import select
+        import socket
+
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            if not readable:
+                return False
+            return self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
+
     def do_GET(self) -> None:
         if self.path.rstrip("/").endswith("/models"):
             self._send(200, json.dumps({"object": "list", "data": [{"id": "fake", "object": "model"}]}).encode())
@@ -173,10 +196,26 @@ class _Handler(BaseHTTPRequestHandler):
         )
         body_hash = hashlib.sha256(canonical.encode()).hexdigest()[:16]
         prompt = "\n".join(str(m.get("content", "")) for m in body.get("messages", []))
-        outcome = fake._decide(body_hash)
+        with fake._lock:
+            fake.requests += 1
+            number = fake.requests
         auth = self.headers.get("Authorization", "")
+        if fake.on_request is not None:
+            fake.on_request(number, auth)
+        if fake.require_key is not None and auth != f"Bearer {fake.require_key}":
+            fake._record(body_hash, "401", auth, prompt)
+            self._send(401, b'{"error": {"message": "Incorrect API key provided", '
+                            b'"type": "invalid_request_error", "code": "invalid_api_key"}}')
+            return
+        outcome = "500" if fake.fail_when is not None and fake.fail_when(prompt) else fake._decide(body_hash)
         if fake.latency:
             time.sleep(fake.latency)
+        while fake.frozen.is_set() or (fake.hold is not None and fake.hold(auth)):
+            time.sleep(0.01)
+        if self._client_gone():
+            fake._record(body_hash, "client_gone", auth, prompt)
+            self.close_connection = True
+            return
         if outcome == "429":
             fake._record(body_hash, outcome, auth, prompt)
             self._send(429, b'{"error": {"message": "rate limited", "type": "rate_limit"}}',
