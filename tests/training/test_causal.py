@@ -297,3 +297,16 @@ def test_train_stage_summary_says_which_mode_ran(isolated_cache, mode, expected)
     metrics = json.loads((result.path / "metrics.json").read_text())
     assert summary["train_mode"] == expected == metrics["train_mode"]
     assert metrics["seeds"][0]["train_mode"] == expected
+
+
+def test_slimkit_train_says_which_mode_ran_and_when_threads_help():
+    from typer.testing import CliRunner
+
+    from slimkit.cli import app
+    from slimkit.cli.train import mode_line
+
+    assert "trained in causal mode" in mode_line({"train_mode": "causal", "seconds_per_epoch": 2.5})
+    assert "2.5 s per epoch" in mode_line({"train_mode": "causal", "seconds_per_epoch": 2.5})
+    assert "one sample per prefix" in mode_line({"train_mode": "per-prefix"})
+    help_text = CliRunner().invoke(app, ["train", "--help"], terminal_width=200).output
+    assert "SLIMKIT_NUM_THREADS" in help_text and "train.mode" in help_text
