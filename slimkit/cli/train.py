@@ -17,13 +17,15 @@ def train_command(
 ) -> None:
     """Train a backbone with its fusion head and evaluate it (full ranking, HR/NDCG/MRR, popularity bias).
 
-    train.mode auto (the default) trains causally, one forward per window of up to
-    max_seq_len items with a loss at every position, when the backbone supports it
-    (sasrec, gru4rec), else one sample per prefix (srgnn); the output says which ran.
+    train.mode auto (the default) trains causally, one forward per window
+    of up to max_seq_len items with a loss at every position, when the
+    backbone supports it (sasrec, gru4rec), else one sample per prefix
+    (srgnn); the output says which ran.
 
-    Threads: torch uses one thread (set SLIMKIT_NUM_THREADS=N for more). More threads
-    help only when N cores are idle (a dedicated machine, large batch_size or
-    hidden_size); on a busy or 2-core machine they slow training down.
+    Threads: torch uses one thread (SLIMKIT_NUM_THREADS=N for more). More
+    threads help only when N cores are idle (a dedicated machine, large
+    batch_size or hidden_size); on a busy or 2-core machine they slow
+    training down.
     """
     from slimkit.artifacts.trained import read_metrics
     from slimkit.cli._common import print_json, run_stage
