@@ -187,6 +187,39 @@ def test_causal_builtins_pass_the_positional_checks(name):
     assert {"forward_positions", "encode_embedded_positions"} <= set(checked)
 
 
+@pytest.mark.parametrize("fusion", ["none", "item-text", "slim", "text-match"])
+def test_every_fusion_head_passes_the_positional_check_on_a_causal_backbone(fusion):
+    cls = functools.partial(implementation("backbones", "sasrec"), hidden_size=16, num_layers=1)
+    report = check_fusion(implementation("fusions", fusion), backbone=cls)
+    assert "forward_positions" in report["checked"]
+
+
+class _PositionsOffByOne(RecommenderBase):
+    """Per-position vectors shifted by one position: the last one is not forward's."""
+
+    def forward(self, item_seq, lengths, users):
+        return self.backbone(item_seq, lengths)
+
+    def item_matrix(self):
+        return self.backbone.item_embedding.weight
+
+    def supports_positions(self):
+        return True
+
+    def forward_positions(self, item_seq, lengths, users):
+        out = self.backbone.forward_positions(item_seq, lengths)  # (B, L, D)
+        return torch.cat([out[:, :1], out[:, :-1]], dim=1)  # position t holds t - 1
+
+
+def test_a_head_whose_last_position_is_not_forward_fails():
+    def build(backbone, *, num_users, num_items, item_vectors, rationale_vectors):
+        return _PositionsOffByOne(backbone, num_users=num_users, num_items=num_items)
+
+    cls = functools.partial(implementation("backbones", "gru4rec"), hidden_size=16)
+    with pytest.raises(ContractError, match="last real position differs from forward"):
+        check_fusion(build, backbone=cls)
+
+
 def test_tiny_batch_is_right_padded():
     item_seq, lengths = tiny_batch(9, 5, [2, 5, 1])
     assert item_seq.shape == (3, 5) and lengths.tolist() == [2, 5, 1]
