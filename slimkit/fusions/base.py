@@ -29,7 +29,8 @@ returning a ``Recommender``; ``item_vectors`` is ``(N + 1, E)`` and ``rationale_
 information as buffers (``persistent=False`` keeps it out of ``model.safetensors``; the
 train stage passes it again when it rebuilds a saved model).
 
-The trainer only uses the methods above but ``add_user``, ``train()``/``eval()``, ``parameters()`` and
+The trainer only uses the methods above but ``add_user``, ``train()``/``eval()``,
+``parameters()`` and
 ``state_dict()``, so a head is free in everything else.
 """
 

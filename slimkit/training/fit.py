@@ -68,7 +68,9 @@ def resolve_mode(requested: str, model: Any) -> str:
     """The training mode that runs: ``auto`` is ``causal`` when ``model`` gives
     per-position outputs (``supports_positions()``), else ``per-prefix``."""
     if requested not in TRAIN_MODES:
-        raise SlimkitError(f"train.mode must be one of {', '.join(TRAIN_MODES)}, got {requested!r}.")
+        raise SlimkitError(
+            f"train.mode must be one of {', '.join(TRAIN_MODES)}, got {requested!r}."
+        )
     check = getattr(model, "supports_positions", None)
     supports = bool(check()) if callable(check) else False
     if requested == "auto":

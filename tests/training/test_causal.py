@@ -139,9 +139,12 @@ def test_stride_1_causal_loss_and_gradients_equal_per_prefix(name):
 
 def test_auto_picks_causal_where_supported_and_srgnn_falls_back():
     ds = cyclic_dataset(num_users=10)
-    assert Trainer(plain("sasrec", ds), ds, TrainOptions(max_seq_len=10), EvalOptions()).mode == "causal"
-    assert Trainer(plain("gru4rec", ds), ds, TrainOptions(max_seq_len=10), EvalOptions()).mode == "causal"
-    assert Trainer(plain("srgnn", ds), ds, TrainOptions(max_seq_len=10), EvalOptions()).mode == "per-prefix"
+    def mode_of(name, **options):
+        return Trainer(plain(name, ds), ds, TrainOptions(max_seq_len=10, **options),
+                       EvalOptions()).mode
+
+    assert mode_of("sasrec") == "causal" and mode_of("gru4rec") == "causal"
+    assert mode_of("srgnn") == "per-prefix"
     per_prefix = TrainOptions(max_seq_len=10, mode="per-prefix")
     assert Trainer(plain("sasrec", ds), ds, per_prefix, EvalOptions()).mode == "per-prefix"
     with pytest.raises(SlimkitError, match="train.mode is causal") as info:
