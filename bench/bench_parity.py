@@ -3,10 +3,20 @@
 Same protocol on both sides: the ``ml-100k.inter`` file shipped inside the
 ``recbole==1.2.1`` wheel, sequences sorted stably by timestamp in file order (RecBole's
 tie-breaking; half of ml-100k's events share a timestamp with another of the same user),
-leave-one-out, one training sample per prefix, full ranking with history *not* masked
-(RecBole does not mask it for sequential models), CE over the catalogue, max length 50,
-hidden size 64, Adam lr 1e-3, batch 2048, early stopping on valid NDCG@10 with patience
-10, the same number of torch threads. Seconds per epoch count training only.
+leave-one-out, the same training targets (RecBole: one sample per prefix; slimkit:
+``--mode``, by default ``auto``: causal windows for SASRec and GRU4Rec, per prefix for
+SRGNN), full ranking with history *not* masked (RecBole does not mask it for sequential
+models), CE over the catalogue, max length 50, hidden size 64, Adam lr 1e-3, batch 2048
+targets (``--batch-size``), early stopping on valid NDCG@10 with patience 10, the same
+number of torch threads. Seconds per epoch count training only.
+
+slimkit runs every seed of ``--seeds``; RecBole the first ``--recbole-seeds`` of them
+(a run to convergence takes hours here). The JSON holds every run, the date, and per
+model and side the mean and sample standard deviation of the test metrics.
+
+``--timing`` measures seconds per epoch only, all in one run (one epoch each unless
+``--timing-epochs``): slimkit causal, slimkit per-prefix and (unless ``--skip-recbole``)
+RecBole, with the ratios, into ``bench/results/parity_timing.json``.
 
 RecBole is installed by this script into its own virtual environment (``--venv``;
 ``python -m venv``, then ``pip install torch==2.13.0`` from the local wheel, ``numpy<2``,
@@ -14,8 +24,9 @@ RecBole is installed by this script into its own virtual environment (``--venv``
 ``pkg_resources``) and ``recbole==1.2.1``), never into slimkit's.
 
     python bench/bench_parity.py --models sasrec gru4rec srgnn --seeds 2020 --epochs 3
+    python bench/bench_parity.py --models sasrec gru4rec --timing
 
-prints a side-by-side table and writes ``bench/results/parity.json``.
+prints a side-by-side table and writes ``bench/results/parity.json`` (``--out``).
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "parity.json"
+TIMING_RESULTS = ROOT / "bench" / "results" / "parity_timing.json"
 DEFAULT_VENV = Path(os.environ.get("SLIMKIT_BENCH_VENV", Path.home() / ".cache" / "slimkit-bench" / "recbole-1.2.1"))
 TORCH_WHEEL = "/opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl"
 RECBOLE_NAMES = {"sasrec": "SASRec", "gru4rec": "GRU4Rec", "srgnn": "SRGNN"}
@@ -57,7 +69,7 @@ data_path = os.path.join(os.path.dirname(recbole.__file__), "dataset_example")
 config = {
     "data_path": data_path, "checkpoint_dir": args["checkpoint_dir"], "seed": args["seed"],
     "reproducibility": True, "use_gpu": False, "show_progress": False, "state": "WARNING",
-    "epochs": args["epochs"], "stopping_step": 10, "train_batch_size": 2048,
+    "epochs": args["epochs"], "stopping_step": args["patience"], "train_batch_size": args["batch_size"],
     "eval_batch_size": 4096, "learning_rate": 0.001, "loss_type": "CE",
     "train_neg_sample_args": None, "MAX_ITEM_LIST_LENGTH": 50,
     "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "full", "group_by": "user"},
@@ -140,30 +152,71 @@ def ml100k_dataset(inter_file: Path):
     )
 
 
-def run_slimkit(model: str, dataset, seed: int, epochs: int) -> dict:
+def build_plain(model: str, dataset):
     from slimkit.components import implementation
     from slimkit.fusions.none import build_no_fusion
-    from slimkit.training import EvalOptions, TrainOptions, train_and_evaluate
 
-    def build():
-        backbone = implementation("backbones", model)(num_items=dataset.num_items, max_seq_len=50)
-        return build_no_fusion(backbone, num_users=dataset.num_users, num_items=dataset.num_items)
+    backbone = implementation("backbones", model)(num_items=dataset.num_items, max_seq_len=50)
+    return build_no_fusion(backbone, num_users=dataset.num_users, num_items=dataset.num_items)
+
+
+def train_options(seed: int, epochs: int, batch_size: int, patience: int, mode: str):
+    from slimkit.training import TrainOptions
+
+    return TrainOptions(epochs=epochs, batch_size=batch_size, lr=1e-3, patience=patience,
+                        valid_metric="ndcg@10", seed=seed, max_seq_len=50, mode=mode)
+
+
+def run_slimkit(model: str, dataset, seed: int, epochs: int, batch_size: int = 2048,
+                patience: int = 10, mode: str = "auto") -> dict:
+    from slimkit.training import EvalOptions, train_and_evaluate
 
     result = train_and_evaluate(
-        build,
+        lambda: build_plain(model, dataset),
         dataset,
-        TrainOptions(epochs=epochs, batch_size=2048, lr=1e-3, patience=10, valid_metric="ndcg@10", seed=seed, max_seq_len=50),
+        train_options(seed, epochs, batch_size, patience, mode),
         EvalOptions(ks=(10,), mask_history=False),
         [seed],
         progress=False,
     )
     run = result.report["seeds"][0]
-    return {"test": run["test"], "valid": run["valid"], "seconds_per_epoch": run["seconds_per_epoch"], "epochs": run["epochs"]}
+    seconds = [row["seconds"] for row in run["history"]]
+    return {"test": run["test"], "valid": run["valid"], "seconds_per_epoch": run["seconds_per_epoch"],
+            "epochs": run["epochs"], "best_epoch": run["best_epoch"], "mode": run["train_mode"],
+            "seconds_to_best": float(sum(seconds[: run["best_epoch"]])),
+            "history": run["history"]}
 
 
-def run_recbole(python: Path, model: str, seed: int, epochs: int, threads: int, workdir: Path) -> dict:
+def time_slimkit_epochs(model: str, dataset, mode: str, epochs: int, batch_size: int) -> dict:
+    """Seconds per training epoch (no evaluation) of slimkit in ``mode``."""
+    import time as clock
+
+    import torch
+
+    from slimkit.training import EvalOptions, Trainer
+    from slimkit.training.fit import seed_everything
+
+    seed_everything(2020)
+    trainer = Trainer(build_plain(model, dataset), dataset,
+                      train_options(2020, epochs, batch_size, 10, mode),
+                      EvalOptions(ks=(10,), mask_history=False))
+    trainer.optimizer = torch.optim.Adam(trainer.model.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(2020)
+    seconds = []
+    for _ in range(epochs):
+        started = clock.perf_counter()
+        trainer.train_epoch(generator)
+        seconds.append(clock.perf_counter() - started)
+    return {"mode": trainer.mode, "seconds_per_epoch": sum(seconds) / len(seconds),
+            "epochs": epochs, "batches_per_epoch": trainer.batches_per_epoch,
+            "rows": trainer.num_rows, "targets": trainer.num_targets}
+
+
+def run_recbole(python: Path, model: str, seed: int, epochs: int, threads: int, workdir: Path,
+                batch_size: int = 2048, patience: int = 10) -> dict:
     args = {
         "model": RECBOLE_NAMES[model], "seed": seed, "epochs": epochs, "threads": threads,
+        "batch_size": batch_size, "patience": patience,
         "checkpoint_dir": str(workdir / "saved"), "model_config": RECBOLE_MODEL_CONFIG[model],
     }
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
@@ -179,22 +232,85 @@ def run_recbole(python: Path, model: str, seed: int, epochs: int, threads: int, 
 
 
 def summarise(runs: list[dict], key: str) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof 1; 0 for one run) of a test metric."""
     import numpy as np
 
     values = [r["test"][key] for r in runs]
-    return float(np.mean(values)), float(np.std(values))
+    sd = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    return float(np.mean(values)), sd
+
+
+def side_summary(runs: list[dict]) -> dict:
+    import numpy as np
+
+    out: dict = {"runs": len(runs)}
+    for key in ("ndcg@10", "hit@10"):
+        mean, sd = summarise(runs, key)
+        out[key] = {"mean": mean, "sd": sd}
+    out["seconds_per_epoch"] = float(np.mean([r["seconds_per_epoch"] for r in runs]))
+    out["epochs"] = [r["epochs"] for r in runs]
+    if all("seconds_to_best" in r for r in runs):
+        out["seconds_to_best"] = float(np.mean([r["seconds_to_best"] for r in runs]))
+    return out
+
+
+def timing(args, python: Path | None, dataset, workdir: Path) -> None:
+    """Per-epoch seconds of slimkit causal, slimkit per-prefix and RecBole, one run."""
+    results: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                     "machine": machine(), "threads": args.threads,
+                     "batch_size": args.batch_size, "epochs": args.timing_epochs, "models": {}}
+    for model in args.models:
+        entry: dict = {}
+        for mode in ("causal", "per-prefix"):
+            if model == "srgnn" and mode == "causal":
+                continue
+            entry[f"slimkit_{mode}"] = time_slimkit_epochs(model, dataset, mode,
+                                                           args.timing_epochs, args.batch_size)
+            print(f"slimkit {model} {mode}: {entry[f'slimkit_{mode}']}", file=sys.stderr)
+        if python is not None:
+            rb = run_recbole(python, model, 2020, args.timing_epochs, args.threads, workdir,
+                             args.batch_size)
+            entry["recbole"] = {"seconds_per_epoch": rb["seconds_per_epoch"], "epochs": rb["epochs"]}
+            print(f"recbole {model}: {entry['recbole']}", file=sys.stderr)
+        base = entry.get("slimkit_per-prefix", {}).get("seconds_per_epoch")
+        causal = entry.get("slimkit_causal", {}).get("seconds_per_epoch")
+        rb_sec = entry.get("recbole", {}).get("seconds_per_epoch")
+        entry["ratios"] = {
+            "causal_over_per_prefix": causal / base if causal and base else None,
+            "causal_over_recbole": causal / rb_sec if causal and rb_sec else None,
+            "per_prefix_over_recbole": base / rb_sec if base and rb_sec else None,
+        }
+        results["models"][model] = entry
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2))
+    for model, entry in results["models"].items():
+        print(model, json.dumps(entry["ratios"]))
+
+
+def machine() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} cores (shared; other processes running), no GPU"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=["sasrec", "gru4rec", "srgnn"], choices=list(RECBOLE_NAMES))
     parser.add_argument("--seeds", nargs="+", type=int, default=[2020, 2021, 2022])
+    parser.add_argument("--recbole-seeds", type=int, default=1,
+                        help="RecBole runs the first N of --seeds (to convergence: hours).")
     parser.add_argument("--epochs", type=int, default=300, help="Maximum epochs (both sides).")
+    parser.add_argument("--batch-size", type=int, default=2048, help="Targets per batch (both sides).")
+    parser.add_argument("--patience", type=int, default=10, help="Early-stopping patience (both sides).")
+    parser.add_argument("--mode", default="auto", choices=["auto", "causal", "per-prefix"],
+                        help="slimkit's train.mode.")
+    parser.add_argument("--timing", action="store_true",
+                        help="Only seconds per epoch: slimkit causal, per-prefix, RecBole.")
+    parser.add_argument("--timing-epochs", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1, help="torch threads on both sides.")
     parser.add_argument("--venv", type=Path, default=DEFAULT_VENV)
     parser.add_argument("--skip-recbole", action="store_true")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    args.out = args.out or (TIMING_RESULTS if args.timing else RESULTS)
 
     os.environ["SLIMKIT_NUM_THREADS"] = str(args.threads)
     from slimkit.runtime import setup_torch
@@ -204,27 +320,38 @@ def main() -> None:
     dataset = ml100k_dataset(recbole_inter_file(python))
     workdir = Path(os.environ.get("TMPDIR", "/tmp")) / "slimkit-bench-parity"
     workdir.mkdir(parents=True, exist_ok=True)
+    if args.timing:
+        timing(args, None if args.skip_recbole else python, dataset, workdir)
+        return
     results: dict = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared; other processes running), no GPU",
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": machine(),
         "torch": torch.__version__, "threads": args.threads, "epochs_max": args.epochs,
         "seeds": args.seeds, "dataset": {"users": dataset.num_users, "items": dataset.num_items,
                                          "interactions": dataset.num_interactions},
+        "slimkit_mode": args.mode,
         "protocol": "leave-one-out, full ranking, history not masked, CE, max_len 50, hidden 64, "
-                    "batch 2048, lr 1e-3, patience 10 on valid ndcg@10",
+                    f"batch {args.batch_size} targets, lr 1e-3, patience {args.patience} on valid "
+                    "ndcg@10",
         "models": {},
     }
     for model in args.models:
-        entry = {"slimkit": [], "recbole": []}
-        for seed in args.seeds:
+        entry: dict = {"slimkit": [], "recbole": []}
+        for number, seed in enumerate(args.seeds):
             started = time.perf_counter()
-            entry["slimkit"].append({"seed": seed, **run_slimkit(model, dataset, seed, args.epochs)})
+            entry["slimkit"].append({"seed": seed, **run_slimkit(
+                model, dataset, seed, args.epochs, args.batch_size, args.patience, args.mode)})
             print(f"slimkit {model} seed {seed}: {entry['slimkit'][-1]['test']} "
                   f"({time.perf_counter() - started:.0f}s)", file=sys.stderr)
-            if not args.skip_recbole:
+            if not args.skip_recbole and number < args.recbole_seeds:
                 started = time.perf_counter()
-                entry["recbole"].append({"seed": seed, **run_recbole(python, model, seed, args.epochs, args.threads, workdir)})
+                entry["recbole"].append({"seed": seed, **run_recbole(
+                    python, model, seed, args.epochs, args.threads, workdir, args.batch_size,
+                    args.patience)})
                 print(f"recbole {model} seed {seed}: {entry['recbole'][-1]['test']} "
                       f"({time.perf_counter() - started:.0f}s)", file=sys.stderr)
+            entry["summary"] = {side: side_summary(entry[side]) for side in ("slimkit", "recbole")
+                                if entry[side]}
             results["models"][model] = entry
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(results, indent=2))  # partial results survive
@@ -234,12 +361,12 @@ def main() -> None:
 def print_table(results: dict) -> None:
     import numpy as np
 
-    header = f"{'model':8} {'side':8} {'NDCG@10':>17} {'Hit@10':>17} {'s/epoch':>8} {'epochs':>7}"
+    header = f"{'model':8} {'side':8} {'NDCG@10 (sd)':>17} {'Hit@10 (sd)':>17} {'s/epoch':>8} {'epochs':>7}"
     print(header)
     print("-" * len(header))
     for model, entry in results["models"].items():
         for side in ("slimkit", "recbole"):
-            runs = entry[side]
+            runs = entry.get(side, [])
             if not runs:
                 continue
             nd, nd_s = summarise(runs, "ndcg@10")

@@ -9,7 +9,9 @@ tests call. A component is registered as a :class:`Component` (its ``Params`` an
 kind (entry points)    contract                    Params base         check
 =====================  ==========================  ==================  ==================
 backbones              Backbone,                   BackboneParams      check_backbone
-                       EmbeddedInputBackbone
+                       EmbeddedInputBackbone,
+                       PositionalBackbone,
+                       EmbeddedPositionalBackbone
 fusions                FusionHead -> Recommender   FusionParams        check_fusion
                        (subclass RecommenderBase)
 encoders               Encoder                     EncoderParams       check_encoder
@@ -32,7 +34,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from slimkit.backbones.protocol import Backbone, EmbeddedInputBackbone
+from slimkit.backbones.protocol import (
+    Backbone,
+    EmbeddedInputBackbone,
+    EmbeddedPositionalBackbone,
+    PositionalBackbone,
+)
 from slimkit.checks._common import ContractError, teacher_jobs, tiny_batch, tiny_dataset
 from slimkit.checks.backbone import check_backbone
 from slimkit.checks.dataset import check_dataset
@@ -69,6 +76,8 @@ __all__ = [  # noqa: RUF022 - grouped by what a plugin author looks for
     # contracts
     "Backbone",
     "EmbeddedInputBackbone",
+    "PositionalBackbone",
+    "EmbeddedPositionalBackbone",
     "FusionHead",
     "Recommender",
     "RecommenderBase",

@@ -17,6 +17,12 @@ Backbone contract (what a plugin implements): an ``nn.Module`` constructed as
   ``item_seq`` is still passed for padding masks and item identity (SR-GNN builds its
   session graph from it); a head with no item IDs may pass any tensor whose zeros mark
   padding and whose equal values mark equal items.
+* optionally ``forward_positions(item_seq, lengths) -> (B, L, D)`` (and
+  ``encode_embedded_positions(emb, item_seq, lengths) -> (B, L, D)``): the state after
+  every position, causal (position t reads items 0..t only), whose value at
+  ``lengths - 1`` is ``forward``'s. The causal training mode (``train.mode``) needs it;
+  SASRec and GRU4Rec have it, SR-GNN (one graph per whole sequence) does not and trains
+  per prefix.
 
 Items are scored by dot product with item representations (``item_embedding.weight``)
 unless a fusion head says otherwise. Parameters are validated by the Params models below

@@ -1,5 +1,7 @@
 """What the built-in backbones share: item embeddings with a zero padding row, ``forward``
 as ``encode_embedded`` over them, and reading the state at each row's last real item.
+Causal backbones (SASRec, GRU4Rec) also give the state after every position
+(:class:`CausalSequenceBackbone`), which the causal training mode reads.
 
 Plugins need not use it: the contract is in :mod:`slimkit.backbones.protocol`.
 """
@@ -43,4 +45,29 @@ class ItemSequenceBackbone(nn.Module):
         self, emb: torch.Tensor, item_seq: torch.Tensor, lengths: torch.Tensor
     ) -> torch.Tensor:
         """(B, L, D) item vectors, (B, L) items, (B,) lengths -> (B, D)."""
+        raise NotImplementedError
+
+
+class CausalSequenceBackbone(ItemSequenceBackbone):
+    """A backbone whose output at position ``t`` depends on positions ``<= t`` only.
+
+    Subclasses implement :meth:`encode_embedded_positions`; the per-sequence outputs
+    (``forward``, ``encode_embedded``) are its value at each row's last real position, so
+    both modes of training read one computation.
+    """
+
+    def forward_positions(self, item_seq: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(B, L) items right-padded with 0, (B,) lengths -> (B, L, D): the state after
+        each position (defined at real positions ``t < lengths``)."""
+        return self.encode_embedded_positions(self.item_embedding(item_seq), item_seq, lengths)
+
+    def encode_embedded(
+        self, emb: torch.Tensor, item_seq: torch.Tensor, lengths: torch.Tensor
+    ) -> torch.Tensor:
+        return gather_last(self.encode_embedded_positions(emb, item_seq, lengths), lengths)
+
+    def encode_embedded_positions(
+        self, emb: torch.Tensor, item_seq: torch.Tensor, lengths: torch.Tensor
+    ) -> torch.Tensor:
+        """(B, L, D) item vectors, (B, L) items, (B,) lengths -> (B, L, D) per position."""
         raise NotImplementedError

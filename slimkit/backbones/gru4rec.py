@@ -8,10 +8,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from slimkit.backbones.base import ItemSequenceBackbone, gather_last
+from slimkit.backbones.base import CausalSequenceBackbone
 
 
-class GRU4Rec(ItemSequenceBackbone):
+class GRU4Rec(CausalSequenceBackbone):
     """Embedding dropout -> GRU -> linear; the state after the last real item represents the user."""
 
     def __init__(
@@ -33,9 +33,9 @@ class GRU4Rec(ItemSequenceBackbone):
             if name.startswith("weight"):
                 nn.init.xavier_uniform_(weight)
 
-    def encode_embedded(
+    def encode_embedded_positions(
         self, emb: torch.Tensor, item_seq: torch.Tensor, lengths: torch.Tensor
     ) -> torch.Tensor:
-        # The GRU runs left to right, so outputs at real positions never see the right padding.
+        # The GRU runs left to right: the state at t never sees later items or the padding.
         states, _ = self.gru(self.emb_dropout(emb))  # (B, L, G)
-        return self.projection(gather_last(states, lengths))  # (B, D)
+        return self.projection(states)  # (B, L, D)

@@ -43,3 +43,36 @@ class EmbeddedInputBackbone(Backbone, Protocol):
         ``forward(s, n) == encode_embedded(item_embedding(s), s, n)``; vectors at padded
         positions of ``emb`` (``item_seq == 0``) never change the output."""
         ...
+
+
+@runtime_checkable
+class PositionalBackbone(Backbone, Protocol):
+    """A causal backbone that also gives its state after every position (optional; the
+    causal training mode, ``train.mode: causal``, needs it: one forward per training
+    window with a loss at every position). Without it a backbone trains per prefix."""
+
+    def forward_positions(self, item_seq: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """``(B, L)``, ``(B,)`` as in ``forward`` -> ``(B, L, D)``: the state after each
+        position, defined at real positions ``t < lengths[b]``. Causal: position ``t``
+        depends on items ``0..t`` only (a later item or any padding never changes it), so
+        ``forward_positions(s, n)[b, n[b] - 1] == forward(s, n)[b]``."""
+        ...
+
+
+@runtime_checkable
+class EmbeddedPositionalBackbone(PositionalBackbone, EmbeddedInputBackbone, Protocol):
+    """Per-position output from already embedded items (heads that feed fused or text
+    item vectors train causally through it)."""
+
+    def encode_embedded_positions(
+        self, emb: torch.Tensor, item_seq: torch.Tensor, lengths: torch.Tensor
+    ) -> torch.Tensor:
+        """``emb`` ``(B, L, D)`` in place of ``item_embedding(item_seq)`` -> ``(B, L, D)``,
+        causal like ``forward_positions``, whose value it equals on ID embeddings."""
+        ...
+
+
+def has_positions(backbone: object, *, embedded: bool = False) -> bool:
+    """Whether ``backbone`` gives per-position outputs (``embedded``: from item vectors)."""
+    name = "encode_embedded_positions" if embedded else "forward_positions"
+    return callable(getattr(backbone, name, None))

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from slimkit.backbones.base import ItemSequenceBackbone, gather_last
+from slimkit.backbones.base import CausalSequenceBackbone
 
 
 class SelfAttentionBlock(nn.Module):
@@ -55,7 +55,7 @@ class SelfAttentionBlock(nn.Module):
         return self.ff_norm(x + self.dropout(ff))  # (B, L, D)
 
 
-class SASRec(ItemSequenceBackbone):
+class SASRec(CausalSequenceBackbone):
     """Causal Transformer over item + position embeddings; the last position represents the user."""
 
     def __init__(
@@ -97,7 +97,7 @@ class SASRec(ItemSequenceBackbone):
                 nn.init.zeros_(module.bias)
         self._zero_padding_row()
 
-    def encode_embedded(
+    def encode_embedded_positions(
         self, emb: torch.Tensor, item_seq: torch.Tensor, lengths: torch.Tensor
     ) -> torch.Tensor:
         length = emb.size(1)
@@ -107,4 +107,4 @@ class SASRec(ItemSequenceBackbone):
         x = self.input_dropout(self.input_norm(emb + positions))  # (B, L, D)
         for block in self.blocks:
             x = block(x)  # (B, L, D)
-        return gather_last(x, lengths)  # (B, D)
+        return x  # (B, L, D): causal attention, position t sees positions <= t only

@@ -4,8 +4,9 @@ The contract (``slimkit.plugins.Backbone``): ``cls(num_items, max_seq_len, **par
 builds an ``nn.Module`` with ``item_embedding`` (``nn.Embedding(num_items + 1,
 hidden_size, padding_idx=0)``), ``hidden_size`` and ``forward(item_seq (B, L), lengths
 (B,)) -> (B, hidden_size)``; optionally ``encode_embedded(emb (B, L, D), item_seq,
-lengths) -> (B, D)``. Each rule is one sub-check below, run in order by
-:func:`check_backbone`.
+lengths) -> (B, D)`` and, for the causal training mode, ``forward_positions(item_seq,
+lengths) -> (B, L, D)`` (+ ``encode_embedded_positions``). Each rule is one sub-check
+below, run in order by :func:`check_backbone`.
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ def check_backbone(
     ``cls(num_items, max_seq_len, **params)`` must build an ``nn.Module`` with
     ``item_embedding`` (``nn.Embedding(num_items + 1, hidden_size, padding_idx=0)``),
     ``hidden_size`` and ``forward(item_seq (B, L), lengths (B,)) -> (B, hidden_size)``.
+    A backbone with ``forward_positions`` (per-position output, for ``train.mode:
+    causal``) is also checked for causality (a later item never changes an earlier
+    position), padding independence and last position == ``forward``; with
+    ``encode_embedded_positions`` too, that it equals ``forward_positions`` on ID
+    embeddings and ignores vectors at padded positions.
     Raises :class:`ContractError` on the first broken rule; returns a report dict.
     """
     torch = torch_module()
@@ -71,6 +77,12 @@ def check_backbone(
         if getattr(model, "encode_embedded", None) is not None:
             _encode_embedded(model, component, item_seq, lengths, first, hidden)
             checked.append("encode_embedded")
+        if getattr(model, "forward_positions", None) is not None:
+            _positions(model, component, item_seq, lengths, first, hidden, max_seq_len, num_items)
+            checked.append("forward_positions")
+            if getattr(model, "encode_embedded_positions", None) is not None:
+                _embedded_positions(model, component, item_seq, lengths)
+                checked.append("encode_embedded_positions")
     _save_load(model, build, component, item_seq, lengths, first)
     checked.append("save/load")
     return {
@@ -243,6 +255,98 @@ def _encode_embedded(model, component: str, item_seq, lengths, first, hidden: in
             "encode_embedded's output changed when padded positions held non-zero "
             f"vectors (max diff {max_diff(first, via_dirty):.2e})",
             "zero or mask padded positions of `emb` (item_seq == 0) before using them",
+        )
+
+
+def _real_positions(lengths, width: int):
+    """(B, L) bool: positions holding real items."""
+    torch = torch_module()
+    return torch.arange(width).unsqueeze(0) < lengths.unsqueeze(1)
+
+
+def _positions(model, component: str, item_seq, lengths, first, hidden: int, max_seq_len: int,
+               num_items: int) -> None:
+    """``forward_positions``: shape (B, L, D); the last real position equals ``forward``;
+    extra padding columns change no real position; causality (changing the item at
+    position p changes no position before p)."""
+    torch = torch_module()
+    batch, width = item_seq.shape
+    out = model.forward_positions(item_seq, lengths)
+    if not torch.is_tensor(out) or tuple(out.shape) != (batch, width, hidden):
+        shape = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
+        raise fail(component, f"forward_positions returned {shape}, expected (B, L, D) = "
+                   f"{(batch, width, hidden)}")
+    real = _real_positions(lengths, width)  # (B, L)
+    if not torch.isfinite(out[real]).all():
+        raise fail(component, "forward_positions returned non-finite values at real positions")
+    last = out[torch.arange(batch), lengths - 1]  # (B, D)
+    if not close(first, last):
+        raise fail(
+            component,
+            "forward_positions at each row's last real position differs from forward "
+            f"(max diff {max_diff(first, last):.2e})",
+            "forward(s, n) must be the per-position output at position n - 1 (gather it)",
+        )
+    if width < max_seq_len:
+        padded = torch.cat(
+            [item_seq, torch.zeros(batch, max_seq_len - width, dtype=item_seq.dtype)], dim=1
+        )  # (B, max_seq_len)
+        wider = model.forward_positions(padded, lengths)[:, :width]  # (B, L, D)
+        if not close(out[real], wider[real]):
+            raise fail(
+                component,
+                "extra padding columns changed forward_positions at real positions "
+                f"(max diff {max_diff(out[real], wider[real]):.2e})",
+                "position t must depend on items 0..t only (causal attention / a left-to-"
+                "right RNN), never on padding",
+            )
+    # Causality: replace the item at position p of every row long enough; positions < p
+    # must not move, and the items at positions >= p are free to change.
+    for p in range(1, width):
+        rows = lengths > p  # (B,) rows with a real item at p
+        if not bool(rows.any()):
+            continue
+        changed = item_seq.clone()
+        changed[rows, p] = item_seq[rows, p] % num_items + 1  # another real item
+        after = model.forward_positions(changed, lengths)
+        before_p = real.clone()
+        before_p[:, p:] = False  # (B, L) real positions before p
+        if not close(out[before_p], after[before_p]):
+            raise fail(
+                component,
+                f"changing the item at position {p} changed an earlier position's output "
+                f"(max diff {max_diff(out[before_p], after[before_p]):.2e}): not causal",
+                "use a causal attention mask (is_causal=True) or a left-to-right RNN; a "
+                "bidirectional backbone must not define forward_positions (it trains per "
+                "prefix)",
+            )
+
+
+def _embedded_positions(model, component: str, item_seq, lengths) -> None:
+    """``encode_embedded_positions`` equals ``forward_positions`` on ID embeddings and
+    ignores vectors at padded positions."""
+    torch = torch_module()
+    real = _real_positions(lengths, item_seq.shape[1])  # (B, L)
+    out = model.forward_positions(item_seq, lengths)
+    embedded = model.item_embedding(item_seq)  # (B, L, D)
+    via = model.encode_embedded_positions(embedded, item_seq, lengths)
+    if tuple(via.shape) != tuple(out.shape) or not close(out[real], via[real]):
+        raise fail(
+            component,
+            "encode_embedded_positions(item_embedding(item_seq), ...) differs from "
+            "forward_positions",
+            "make forward_positions call encode_embedded_positions(self.item_embedding("
+            "item_seq), item_seq, lengths)",
+        )
+    noise = torch.randn(embedded.shape, generator=torch.Generator().manual_seed(5))
+    dirty = torch.where((item_seq == 0).unsqueeze(-1), noise, embedded)  # (B, L, D)
+    via_dirty = model.encode_embedded_positions(dirty, item_seq, lengths)
+    if not close(out[real], via_dirty[real]):
+        raise fail(
+            component,
+            "encode_embedded_positions changed at real positions when padded positions "
+            f"held non-zero vectors (max diff {max_diff(out[real], via_dirty[real]):.2e})",
+            "zero or mask padded positions of `emb` before using them",
         )
 
 

@@ -109,6 +109,11 @@ def check_fusion(
     if not close(first, again, atol=1e-4):
         raise fail(component, "a reloaded copy scores differently")
     checked = ["shapes", "backward", "determinism", "padding", "save/load"]
+    supports = getattr(model, "supports_positions", None)
+    if callable(supports) and supports():
+        with torch.no_grad():
+            _positions(model, component, item_seq, lengths, users, first)
+        checked.append("forward_positions")
     with torch.no_grad():
         if _new_user(model, component, item_seq, lengths, users, text_dim, rationale_vectors):
             checked.append("add_user")
@@ -164,6 +169,35 @@ def _determinism_and_padding(model, component: str, item_seq, lengths, users, le
                 f"(max diff {max_diff(first[row:row+1], alone):.2e})",
             )
     return first
+
+
+def _positions(model, component: str, item_seq, lengths, users, first) -> None:
+    """For the causal training mode: ``forward_positions`` is (B, L, D) and equals
+    ``forward`` at each row's last real position; ``score_positions`` there equals
+    ``score_all``."""
+    torch = torch_module()
+    batch, width = item_seq.shape
+    whole = model(item_seq, lengths, users)  # (B, D)
+    out = model.forward_positions(item_seq, lengths, users)
+    if not torch.is_tensor(out) or tuple(out.shape) != (batch, width, whole.shape[-1]):
+        shape = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
+        raise fail(component, f"forward_positions returned {shape}, expected (B, L, D) = "
+                   f"{(batch, width, whole.shape[-1])}")
+    last = out[torch.arange(batch), lengths - 1]  # (B, D)
+    if not close(whole, last, atol=1e-4):
+        raise fail(
+            component,
+            "forward_positions at each row's last real position differs from forward "
+            f"(max diff {max_diff(whole, last):.2e})",
+            "build the per-position user vectors from the backbone's forward_positions and "
+            "share user-level vectors (rationales) across positions",
+        )
+    where = torch.zeros(batch, width, dtype=torch.bool)
+    where[torch.arange(batch), lengths - 1] = True  # (B, L): the last real positions
+    scores = model.score_positions(item_seq, lengths, users, where)  # (B, N + 1)
+    if not close(first, scores, atol=1e-4):
+        raise fail(component, "score_positions at the last real positions differs from "
+                   f"score_all (max diff {max_diff(first, scores):.2e})")
 
 
 def _new_user(model, component: str, item_seq, lengths, users, text_dim: int,

@@ -15,7 +15,18 @@ def train_command(
     overrides: list[str] | None = SetOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Train a backbone with its fusion head and evaluate it (full ranking, HR/NDCG/MRR, popularity bias)."""
+    """Train a backbone with its fusion head and evaluate it (full ranking, HR/NDCG/MRR, popularity bias).
+
+    train.mode auto (the default) trains causally, one forward per window
+    of up to max_seq_len items with a loss at every position, when the
+    backbone supports it (sasrec, gru4rec), else one sample per prefix
+    (srgnn); the output says which ran.
+
+    Threads: torch uses one thread (SLIMKIT_NUM_THREADS=N for more). More
+    threads help only when N cores are idle (a dedicated machine, large
+    batch_size or hidden_size); on a busy or 2-core machine they slow
+    training down.
+    """
     from slimkit.artifacts.trained import read_metrics
     from slimkit.cli._common import print_json, run_stage
     from slimkit.console import stderr_console, stdout_console
@@ -29,9 +40,20 @@ def train_command(
         return
     if result.cached:
         stderr_console().print("[dim]train: taken from the cache (same spec, data and code).[/]")
+    stdout_console().print(mode_line(report))
     stdout_console().print(metrics_table(report))
     stdout_console().print(popularity_table(report))
     stdout_console().print(f"[dim]model and metrics: {result.path}[/]")
+
+
+def mode_line(report: dict[str, Any]) -> str:
+    """Which training mode ran and how long an epoch took."""
+    mode = report.get("train_mode", "per-prefix")
+    how = ("one forward per window, a loss at every position" if mode == "causal"
+           else "one sample per prefix")
+    seconds = report.get("seconds_per_epoch")
+    timing = f", {seconds:.1f} s per epoch" if seconds else ""
+    return f"[dim]trained in {mode} mode ({how}){timing}[/]"
 
 
 def _fmt(mean: float, std: float | None) -> str:

@@ -8,6 +8,15 @@ Contract (trainer <-> fusion heads, see docs/architecture.md):
 * ``item_matrix() -> (N + 1, D)``: item representations, row 0 is padding (never scored);
 * ``score_all(item_seq, lengths, users) -> (B, N + 1)``: a score for every item; the
   default is ``forward(...) @ item_matrix().T``. Column 0 is ignored by the trainer;
+* ``forward_positions(item_seq, lengths, users) -> (B, L, D)`` (optional, with
+  ``supports_positions() -> True``): the user representation after every position of a
+  causal backbone; position ``lengths - 1`` equals ``forward``. The causal training mode
+  (one forward per training window, a loss at every position) needs it; a head whose
+  ``supports_positions()`` is False trains per prefix. A user-level vector (a rationale)
+  is the same at every position of a row;
+* ``score_positions(item_seq, lengths, users, where (B, L) bool) -> (P, N + 1)``: scores
+  of every item at the ``P`` positions where ``where`` is True (default:
+  ``forward_positions(...)[where] @ item_matrix().T``);
 * ``add_user(rationale_vector (E,)) -> int``: a new user known only by a rationale vector
   (``slimkit recommend --history``) joins the per-user table; the returned index works in
   ``forward``/``score_all``. Heads without per-user features keep this base's version,
@@ -20,7 +29,8 @@ returning a ``Recommender``; ``item_vectors`` is ``(N + 1, E)`` and ``rationale_
 information as buffers (``persistent=False`` keeps it out of ``model.safetensors``; the
 train stage passes it again when it rebuilds a saved model).
 
-The trainer only uses the first three methods, ``train()``/``eval()``, ``parameters()`` and
+The trainer only uses the methods above but ``add_user``, ``train()``/``eval()``,
+``parameters()`` and
 ``state_dict()``, so a head is free in everything else.
 """
 
@@ -61,6 +71,28 @@ class Recommender(nn.Module):
     ) -> torch.Tensor:
         """(B, N + 1) scores of every item for each row (column 0 is padding, ignored)."""
         return self(item_seq, lengths, users) @ self.item_matrix().T  # (B, D) @ (D, N+1)
+
+    def supports_positions(self) -> bool:
+        """Whether :meth:`forward_positions` works (the causal training mode needs it)."""
+        return False
+
+    def forward_positions(
+        self, item_seq: torch.Tensor, lengths: torch.Tensor, users: torch.Tensor
+    ) -> torch.Tensor:
+        """(B, L) items, (B,) lengths, (B,) users -> (B, L, D): the user representation
+        after each position (real positions only are defined)."""
+        raise SlimkitError(
+            f"The fusion head {type(self).__name__} gives no per-position outputs, so it "
+            "cannot train in causal mode.",
+            hint="Set train.mode=per-prefix (or auto).",
+        )
+
+    def score_positions(
+        self, item_seq: torch.Tensor, lengths: torch.Tensor, users: torch.Tensor,
+        where: torch.Tensor,
+    ) -> torch.Tensor:
+        """(P, N + 1) scores of every item at the P positions where ``where`` (B, L) holds."""
+        return self.forward_positions(item_seq, lengths, users)[where] @ self.item_matrix().T
 
     def add_user(self, rationale_vector: torch.Tensor) -> int:
         """Add a user known only by their rationale vector; return their user index.

@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from slimkit.backbones.protocol import has_positions
 from slimkit.errors import SlimkitError
 from slimkit.fusions.base import Recommender
 
@@ -98,7 +99,10 @@ class TextFusion(nn.Module):
         self, base: torch.Tensor, text: torch.Tensor, present: torch.Tensor | None = None
     ) -> torch.Tensor:
         """(..., D) base, (..., E) text, (...,) bool present -> (..., D)."""
-        proj = self.projected(text, present)  # (..., D)
+        return self.fuse_projected(base, self.projected(text, present))
+
+    def fuse_projected(self, base: torch.Tensor, proj: torch.Tensor) -> torch.Tensor:
+        """(..., D) base, (..., D) already projected text -> (..., D)."""
         if self.mode == "add":
             return base + proj
         both = torch.cat([base, proj], dim=-1)  # (..., 2D)
@@ -128,6 +132,26 @@ def check_side_info(
 
 
 ENCODE_HINT = "Re-run the encode stage: `slimkit cache clear encode`, then `slimkit run`."
+
+
+def encode_sequence(
+    backbone: nn.Module,
+    item_seq: torch.Tensor,
+    lengths: torch.Tensor,
+    matrix: torch.Tensor | None,
+    per_position: bool,
+) -> torch.Tensor:
+    """The backbone over ``item_seq`` (B, L): over its own ID embeddings when ``matrix`` is
+    None, else over ``matrix[item_seq]`` (fused or text item vectors, (N + 1, D) matrix);
+    -> (B, D), or (B, L, D) per position when ``per_position``."""
+    if matrix is None:
+        if per_position:
+            return backbone.forward_positions(item_seq, lengths)  # (B, L, D)
+        return backbone(item_seq, lengths)  # (B, D)
+    emb = matrix[item_seq]  # (B, L, D)
+    if per_position:
+        return backbone.encode_embedded_positions(emb, item_seq, lengths)  # (B, L, D)
+    return backbone.encode_embedded(emb, item_seq, lengths)  # (B, D)
 
 
 def require_encode_embedded(backbone: nn.Module, option: str) -> None:
@@ -186,15 +210,31 @@ class ItemTextRecommender(Recommender):
             require_encode_embedded(backbone, "fusion.fuse_inputs")
         self.items = ItemSide(backbone, item_vectors, mode, dropout, standardize)
 
-    def sequence(self, item_seq, lengths, matrix=None):
-        """(B, L), (B,) -> (B, D) sequence representations over (fused) item vectors."""
-        if not self.fuse_inputs:
-            return self.backbone(item_seq, lengths)
-        matrix = self.item_matrix() if matrix is None else matrix  # (N+1, D)
-        return self.backbone.encode_embedded(matrix[item_seq], item_seq, lengths)  # (B, D)
+    def sequence(self, item_seq, lengths, matrix=None, per_position=False):
+        """(B, L), (B,) -> (B, D) sequence representations over (fused) item vectors;
+        (B, L, D) per position when ``per_position``."""
+        if self.fuse_inputs:
+            matrix = self.item_matrix() if matrix is None else matrix  # (N+1, D)
+        else:
+            matrix = None
+        return encode_sequence(self.backbone, item_seq, lengths, matrix, per_position)
 
     def forward(self, item_seq, lengths, users):
         return self.sequence(item_seq, lengths)
+
+    def supports_positions(self) -> bool:
+        return has_positions(self.backbone, embedded=self.fuse_inputs)
+
+    def forward_positions(self, item_seq, lengths, users):
+        if not self.supports_positions():
+            return super().forward_positions(item_seq, lengths, users)
+        return self.sequence(item_seq, lengths, per_position=True)  # (B, L, D)
+
+    def score_positions(self, item_seq, lengths, users, where):
+        if not self.supports_positions():
+            return super().score_positions(item_seq, lengths, users, where)
+        matrix = self.item_matrix()  # (N+1, D), once for inputs and scores
+        return self.sequence(item_seq, lengths, matrix, per_position=True)[where] @ matrix.T
 
     def item_matrix(self):
         return self.items.matrix(self.backbone.item_embedding.weight)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from slimkit.backbones.protocol import has_positions
 from slimkit.fusions.base import Recommender
 
 
@@ -20,6 +21,14 @@ class NoFusionRecommender(Recommender):
         self, item_seq: torch.Tensor, lengths: torch.Tensor, users: torch.Tensor
     ) -> torch.Tensor:
         return self.backbone(item_seq, lengths)  # (B, D)
+
+    def supports_positions(self) -> bool:
+        return has_positions(self.backbone)
+
+    def forward_positions(self, item_seq, lengths, users) -> torch.Tensor:
+        if not self.supports_positions():
+            return super().forward_positions(item_seq, lengths, users)
+        return self.backbone.forward_positions(item_seq, lengths)  # (B, L, D)
 
     def item_matrix(self) -> torch.Tensor:
         return self.backbone.item_embedding.weight  # (N + 1, D)

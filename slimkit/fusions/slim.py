@@ -18,12 +18,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from slimkit.backbones.protocol import has_positions
 from slimkit.fusions.base import Recommender
 from slimkit.fusions.item_text import (
     ENCODE_HINT,
     ItemSide,
     TextFusion,
     check_side_info,
+    encode_sequence,
     require_encode_embedded,
 )
 from slimkit.fusions.user_rationales import append_rationale, register_rationales
@@ -58,12 +60,14 @@ class SlimRecommender(Recommender):
     def item_matrix(self) -> torch.Tensor:
         return self.items.matrix(self.backbone.item_embedding.weight)  # (N+1, D)
 
-    def _user(self, item_seq, lengths, users, matrix=None) -> torch.Tensor:
+    def _user(self, item_seq, lengths, users, matrix=None, per_position=False) -> torch.Tensor:
+        """(B, D) user vectors, or (B, L, D) after each position when ``per_position``."""
         if self.fuse_inputs:
             matrix = self.item_matrix() if matrix is None else matrix  # (N+1, D)
-            seq = self.backbone.encode_embedded(matrix[item_seq], item_seq, lengths)  # (B, D)
         else:
-            seq = self.backbone(item_seq, lengths)  # (B, D)
+            matrix = None
+        seq = encode_sequence(self.backbone, item_seq, lengths, matrix, per_position)
+        # seq: (B, D), or (B, L, D) per position
         text = self.rationale[users]  # (B, E)
         present = self.has_rationale[users]  # (B,)
         if self.training and self.rationale_dropout > 0:
@@ -71,10 +75,29 @@ class SlimRecommender(Recommender):
             # path keeps carrying the signal instead of leaning on the rationale alone.
             keep = torch.rand(present.shape, device=present.device) >= self.rationale_dropout
             present = present & keep
-        return self.user_fusion(seq, text, present)  # (B, D)
+        rationale = self.user_fusion.projected(text, present)  # (B, D), once per user
+        if per_position:
+            # One user-level vector (and dropout mask) shared by every position of a row.
+            rationale = rationale.unsqueeze(1).expand_as(seq)  # (B, L, D)
+        return self.user_fusion.fuse_projected(seq, rationale)  # (B, D) or (B, L, D)
 
     def forward(self, item_seq, lengths, users):
         return self._user(item_seq, lengths, users)
+
+    def supports_positions(self) -> bool:
+        return has_positions(self.backbone, embedded=self.fuse_inputs)
+
+    def forward_positions(self, item_seq, lengths, users):
+        if not self.supports_positions():
+            return super().forward_positions(item_seq, lengths, users)
+        return self._user(item_seq, lengths, users, per_position=True)  # (B, L, D)
+
+    def score_positions(self, item_seq, lengths, users, where):
+        if not self.supports_positions():
+            return super().score_positions(item_seq, lengths, users, where)
+        matrix = self.item_matrix()  # (N+1, D), once for inputs and scores
+        user = self._user(item_seq, lengths, users, matrix, per_position=True)  # (B, L, D)
+        return user[where] @ matrix.T  # (P, N+1)
 
     def add_user(self, rationale_vector: torch.Tensor) -> int:
         """Append a user from a raw rationale vector (E,), standardised like the others."""

@@ -20,11 +20,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from slimkit.backbones.protocol import has_positions
 from slimkit.errors import SlimkitError
 from slimkit.fusions.base import Recommender
 from slimkit.fusions.item_text import (
     ENCODE_HINT,
     check_side_info,
+    encode_sequence,
     present_rows,
     require_encode_embedded,
     standardize_rows,
@@ -82,19 +84,40 @@ class TextMatchRecommender(Recommender):
     def item_matrix(self) -> torch.Tensor:
         return F.normalize(self._items(), dim=-1)  # (N+1, H); row 0 stays zero
 
-    def _user(self, item_seq, lengths, users, items=None) -> torch.Tensor:
+    def _user(self, item_seq, lengths, users, items=None, per_position=False) -> torch.Tensor:
+        """(B, H) user vectors, or (B, L, H) after each position when ``per_position``."""
         rationale = self.transform(self.rationale[users])  # (B, H)
         present = self.has_rationale[users].unsqueeze(-1)  # (B, 1)
         user = torch.where(present, rationale, self.missing.expand_as(rationale))  # (B, H)
         user = self.dropout(user)
+        if per_position:
+            # One user-level vector (and dropout mask) shared by every position of a row.
+            user = user.unsqueeze(1).expand(-1, item_seq.size(1), -1)  # (B, L, H)
         if self.use_history:
             items = self._items() if items is None else items  # (N+1, H)
-            history = self.backbone.encode_embedded(items[item_seq], item_seq, lengths)  # (B, H)
+            history = encode_sequence(self.backbone, item_seq, lengths, items, per_position)
+            # history: (B, H), or (B, L, H) per position
             user = self.combine(torch.cat([F.normalize(user, dim=-1), F.normalize(history, dim=-1)], -1))
-        return F.normalize(user, dim=-1) / self.temperature  # (B, H)
+        return F.normalize(user, dim=-1) / self.temperature  # (B, H) or (B, L, H)
 
     def forward(self, item_seq, lengths, users):
         return self._user(item_seq, lengths, users)
+
+    def supports_positions(self) -> bool:
+        # Without the history, a user is their rationale alone: the same at every position.
+        return not self.use_history or has_positions(self.backbone, embedded=True)
+
+    def forward_positions(self, item_seq, lengths, users):
+        if not self.supports_positions():
+            return super().forward_positions(item_seq, lengths, users)
+        return self._user(item_seq, lengths, users, per_position=True)  # (B, L, H)
+
+    def score_positions(self, item_seq, lengths, users, where):
+        if not self.supports_positions():
+            return super().score_positions(item_seq, lengths, users, where)
+        items = self._items()  # (N+1, H), once for the history and the scores
+        user = self._user(item_seq, lengths, users, items, per_position=True)  # (B, L, H)
+        return user[where] @ F.normalize(items, dim=-1).T  # (P, N+1)
 
     def add_user(self, rationale_vector: torch.Tensor) -> int:
         """Append a user from a raw rationale vector (E,), standardised like the others."""

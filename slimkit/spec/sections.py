@@ -118,8 +118,29 @@ class PromptSection(_Strict):
 class TrainSection(_Strict):
     """How the recommender (backbone + fusion head) is trained."""
 
+    mode: Literal["auto", "causal", "per-prefix"] = Field(
+        "auto",
+        description="causal: one forward per training window of up to max_seq_len items, "
+        "a loss at every position (SASRec's recipe; several times faster); per-prefix: one "
+        "sample per target (RecBole's); auto: causal when the backbone (and fusion head) "
+        "give per-position outputs (SASRec, GRU4Rec), else per-prefix (SRGNN). Both "
+        "train on the same targets.",
+    )
+    window_stride: int | None = Field(
+        None,
+        ge=1,
+        description="Causal mode: windows of a user's sequence longer than max_seq_len "
+        "start this many items apart; a target keeps at least max_seq_len - stride + 1 "
+        "items of context (per-prefix: max_seq_len). Empty: half of max_seq_len; 1: "
+        "per-prefix's context exactly, at per-prefix's cost.",
+    )
     epochs: int = Field(50, ge=1, description="Maximum number of epochs.")
-    batch_size: int = Field(256, ge=1, description="Users (sequences) per batch.")
+    batch_size: int = Field(
+        256,
+        ge=1,
+        description="Targets per batch (per-prefix: samples; causal: as many windows as "
+        "hold about this many targets on average).",
+    )
     lr: float = Field(1e-3, gt=0, description="Adam learning rate.")
     weight_decay: float = Field(0.0, ge=0, description="Adam weight decay.")
     loss: Literal["ce", "bce"] = Field(

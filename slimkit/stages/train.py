@@ -69,7 +69,8 @@ def options_from_spec(spec: Any, device: str, max_seq_len: int):
     train = TrainOptions(epochs=t.epochs, batch_size=t.batch_size, lr=t.lr,
                          weight_decay=t.weight_decay, loss=t.loss, num_negatives=t.num_negatives,
                          patience=t.patience, valid_metric=t.valid_metric, seed=t.seed,
-                         device=device, max_seq_len=max_seq_len)
+                         device=device, max_seq_len=max_seq_len, mode=t.mode,
+                         window_stride=t.window_stride or 0)
     evaluation = EvalOptions(ks=tuple(e.ks), protocol=e.protocol, num_negatives=e.num_negatives,
                              mask_history=e.mask_history, tail_share=e.tail_share)
     return train, evaluation
@@ -81,6 +82,7 @@ def summarize(metrics: dict[str, Any], valid_metric: str) -> dict[str, Any]:
         "test": {k: v for k, v in metrics["test"].items() if k.endswith("@10")},
         valid_metric: metrics["test"].get(valid_metric),
         "seeds": [run["seed"] for run in metrics["seeds"]],
+        "train_mode": metrics.get("train_mode"),
         "protocol": metrics["protocol"],
         "masked_history": metrics["masked_history"],
     }

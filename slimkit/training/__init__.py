@@ -4,10 +4,11 @@
   code never receives a spec; :mod:`slimkit.stages.train` unpacks it);
 * :mod:`.samples`: the leave-one-out split as RecBole-style samples (one per prefix of
   each user's training part; validation ``sequence[:-2] -> sequence[-2]``; test
-  ``sequence[:-1] -> sequence[-1]``), views into the event array gathered into padded
-  batches with tensor indexing;
-* :mod:`.fit`: :class:`Trainer`, the fit loop (CE over the catalogue or BCE with sampled
-  negatives, Adam, early stopping, best state kept);
+  ``sequence[:-1] -> sequence[-1]``), and the causal mode's training windows holding the
+  same targets, views into the event array gathered into padded batches with tensor
+  indexing;
+* :mod:`.fit`: :class:`Trainer`, the fit loop (``causal`` or ``per-prefix`` mode, CE over
+  the catalogue or BCE with sampled negatives, Adam, early stopping, best state kept);
 * :mod:`.evaluate`: :class:`Evaluator`, full or sampled ranking of the held-out targets;
 * :mod:`.progress`: the per-epoch bar and lines;
 * :mod:`.report`: :func:`train_and_evaluate`, one run per seed, mean and std, popularity

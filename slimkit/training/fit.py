@@ -1,11 +1,20 @@
 """The fit loop: train a Recommender with early stopping, like RecBole 1.2.1 does for
 sequential models.
 
-One training sample per prefix of each user's training part, inputs truncated to the last
-``max_seq_len`` items; cross-entropy over the full catalogue (or BCE with uniformly
-sampled negatives); Adam; validation after every epoch, stop after ``patience`` epochs
-without improvement of the validation metric, restore the best state. Batches are
-gathered from the flat event array with one indexing operation.
+Two modes read the same targets (every item of each user's training part but the first):
+
+* ``per-prefix`` (RecBole's): one sample per target, its input the last ``max_seq_len``
+  items before it; one backbone forward per target;
+* ``causal`` (SASRec's own recipe): one forward per training window of up to
+  ``max_seq_len`` items (:func:`~slimkit.training.samples.training_windows`), a loss at
+  every position, for backbones whose output at a position depends on earlier items only
+  (``forward_positions``). A batch holds about ``batch_size`` targets in both modes, so
+  an epoch takes the same number of optimiser steps.
+
+``auto`` picks causal when the model supports it. Cross-entropy over the full catalogue
+(or BCE with uniformly sampled negatives); Adam; validation after every epoch, stop after
+``patience`` epochs without improvement of the validation metric, restore the best
+state. Batches are gathered from the flat event array with one indexing operation.
 """
 
 from __future__ import annotations
@@ -26,7 +35,14 @@ from slimkit.fusions.base import Recommender
 from slimkit.training.evaluate import EvalResult, Evaluator
 from slimkit.training.options import EvalOptions, TrainOptions
 from slimkit.training.progress import EpochProgress
-from slimkit.training.samples import sample_batch, training_samples
+from slimkit.training.samples import (
+    sample_batch,
+    training_samples,
+    training_windows,
+    window_batch,
+)
+
+TRAIN_MODES = ("auto", "causal", "per-prefix")
 
 
 @dataclass
@@ -38,6 +54,7 @@ class FitResult:
     best_valid: float
     history: list[dict[str, float]] = field(default_factory=list)
     seconds_per_epoch: float = 0.0  # training only, evaluation excluded
+    mode: str = "per-prefix"  # the training mode that ran: "causal" | "per-prefix"
 
 
 def seed_everything(seed: int) -> None:
@@ -45,6 +62,29 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def resolve_mode(requested: str, model: Any) -> str:
+    """The training mode that runs: ``auto`` is ``causal`` when ``model`` gives
+    per-position outputs (``supports_positions()``), else ``per-prefix``."""
+    if requested not in TRAIN_MODES:
+        raise SlimkitError(
+            f"train.mode must be one of {', '.join(TRAIN_MODES)}, got {requested!r}."
+        )
+    check = getattr(model, "supports_positions", None)
+    supports = bool(check()) if callable(check) else False
+    if requested == "auto":
+        return "causal" if supports else "per-prefix"
+    if requested == "causal" and not supports:
+        backbone = type(getattr(model, "backbone", model)).__name__
+        raise SlimkitError(
+            f"train.mode is causal, but {backbone} inside {type(model).__name__} gives no "
+            "per-position output (forward_positions, or encode_embedded_positions when the "
+            "fusion head feeds it item vectors).",
+            hint="Set train.mode=auto (per-prefix for this backbone), or implement "
+            "forward_positions in the backbone (docs/plugins.md).",
+        )
+    return requested
 
 
 class Trainer:
@@ -73,7 +113,25 @@ class Trainer:
         self.num_users = int(dataset.num_users)
         self.num_items = int(dataset.num_items)
         self.events = torch.as_tensor(items, device=self.device)  # (E,)
-        self.train_samples = training_samples(offsets, items, options.max_seq_len)
+        self.mode = resolve_mode(options.mode, self.model)
+        if self.mode == "causal":
+            stride = options.window_stride or None
+            if stride is not None and stride > options.max_seq_len:
+                raise SlimkitError(
+                    f"train.window_stride ({stride}) is larger than the window "
+                    f"(max_seq_len {options.max_seq_len}): targets between windows would be lost.",
+                    hint=f"Use a stride from 1 to {options.max_seq_len}, or leave it empty.",
+                )
+            self.train_windows = training_windows(offsets, items, options.max_seq_len, stride)
+            self.num_targets = self.train_windows.num_targets
+            # About batch_size targets per batch, as per prefix: same steps per epoch.
+            per_window = self.num_targets / len(self.train_windows)
+            self.rows_per_batch = max(1, round(options.batch_size / per_window))
+            self.num_rows = len(self.train_windows)
+        else:
+            self.train_samples = training_samples(offsets, items, options.max_seq_len)
+            self.num_targets = self.num_rows = len(self.train_samples)
+            self.rows_per_batch = options.batch_size
         self.evaluator = Evaluator(
             self.events, offsets, items, self.num_items, options.max_seq_len, eval_options
         )
@@ -94,11 +152,27 @@ class Trainer:
         """Metrics of the model (in its current state) on ``valid`` or ``test``."""
         return self.evaluator.evaluate(self.model, split, with_lists=with_lists)
 
-    def _loss(self, seq, lengths, users, targets) -> torch.Tensor:
-        if self.options.loss == "ce":
-            logits = self.model.score_all(seq, lengths, users)  # (B, N + 1)
+    @property
+    def batches_per_epoch(self) -> int:
+        return math.ceil(self.num_rows / self.rows_per_batch)
+
+    def _loss(self, seq, lengths, users, targets, where=None) -> torch.Tensor:
+        """Mean loss of a batch: per prefix, ``targets`` (B,); causal, ``targets`` (B, L)
+        with a loss where ``where`` (B, L) holds. The R rows below are B or P = where.sum()."""
+        ce = self.options.loss == "ce"
+        if where is None:
+            if ce:
+                logits = self.model.score_all(seq, lengths, users)  # (R, N + 1)
+            else:
+                user_vec = self.model(seq, lengths, users)  # (R, D)
+        else:
+            targets = targets[where]  # (P,)
+            if ce:
+                logits = self.model.score_positions(seq, lengths, users, where)  # (P, N + 1)
+            else:
+                user_vec = self.model.forward_positions(seq, lengths, users)[where]  # (P, D)
+        if ce:
             return F.cross_entropy(logits[:, 1:], targets - 1)  # padding is never a class
-        user_vec = self.model(seq, lengths, users)  # (B, D)
         item_vecs = self.model.item_matrix()  # (N + 1, D)
         neg = torch.randint(
             1, self.num_items + 1, (len(targets), self.options.num_negatives), device=self.device
@@ -114,13 +188,21 @@ class Trainer:
     def train_epoch(
         self, generator: torch.Generator, on_batch: Callable[[float], None] | None = None
     ) -> float:
-        """One pass over the shuffled training samples; returns the mean loss."""
+        """One pass over the shuffled training samples (or windows); returns the mean loss
+        per target."""
         self.model.train()
         total, count = 0.0, 0
-        order = torch.randperm(len(self.train_samples), generator=generator)
-        for index in order.split(self.options.batch_size):
-            seq, lengths, users, targets = sample_batch(self.events, self.train_samples, index)
-            loss = self._loss(seq, lengths, users, targets)
+        order = torch.randperm(self.num_rows, generator=generator)
+        for index in order.split(self.rows_per_batch):
+            if self.mode == "causal":
+                seq, lengths, users, targets, where = window_batch(
+                    self.events, self.train_windows, index
+                )
+                targets_in_batch = int(where.sum())
+            else:
+                seq, lengths, users, targets = sample_batch(self.events, self.train_samples, index)
+                where, targets_in_batch = None, len(index)
+            loss = self._loss(seq, lengths, users, targets, where)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -130,8 +212,8 @@ class Trainer:
                     f"The training loss became {value}.",
                     hint="Lower train.lr or check the fusion head's inputs.",
                 )
-            total += value * len(index)
-            count += len(index)
+            total += value * targets_in_batch
+            count += targets_in_batch
             if on_batch is not None:
                 on_batch(value)
         return total / max(count, 1)
@@ -147,7 +229,7 @@ class Trainer:
         best_value, best_epoch, best_state, stale = -math.inf, 0, None, 0
         history: list[dict[str, float]] = []
         train_seconds = 0.0
-        with EpochProgress(self.progress, opts, len(self.train_samples)) as bar:
+        with EpochProgress(self.progress, opts, self.batches_per_epoch) as bar:
             for epoch in range(1, opts.epochs + 1):
                 bar.start_epoch(epoch)
                 started = time.perf_counter()
@@ -176,4 +258,5 @@ class Trainer:
             best_valid=best_value,
             history=history,
             seconds_per_epoch=train_seconds / max(epochs_run, 1),
+            mode=self.mode,
         )

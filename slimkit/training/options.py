@@ -21,6 +21,8 @@ class TrainOptions:
     seed: int = 42
     device: str = "cpu"
     max_seq_len: int = 50
+    mode: str = "auto"  # "auto" | "causal" | "per-prefix"
+    window_stride: int = 0  # causal windows of a long sequence start this far apart; 0: half
 
 
 @dataclass

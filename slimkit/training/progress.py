@@ -5,7 +5,6 @@ line per epoch (also logged) with the validation metric; listeners registered wi
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -35,10 +34,10 @@ class EpochProgress:
     """A context manager: ``start_epoch``, ``advance(loss)`` per batch, ``end_epoch``.
     Disabled, it draws nothing and only logs the epoch lines."""
 
-    def __init__(self, enabled: bool, opts: TrainOptions, num_samples: int):
+    def __init__(self, enabled: bool, opts: TrainOptions, batches: int):
         self.enabled = enabled
         self.opts = opts
-        self.batches = math.ceil(num_samples / opts.batch_size)
+        self.batches = batches
         self.running, self.seen = 0.0, 0
 
     def __enter__(self) -> Self:

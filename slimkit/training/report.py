@@ -65,7 +65,8 @@ def train_and_evaluate(
 
     ``report`` has ``valid``/``test`` (means), ``valid_std``/``test_std``, ``popularity``
     and ``sparsity`` (means over seeds), ``seeds`` (one entry per run), ``masked_history``,
-    ``protocol`` and ``best_seed`` (the run with the best validation metric, whose state
+    ``protocol``, ``train_mode`` (``causal`` or ``per-prefix``, what ``auto`` resolved to)
+    and ``best_seed`` (the run with the best validation metric, whose state
     is returned).
     """
     seeds = list(seeds) if seeds else [options.seed]
@@ -102,6 +103,7 @@ def train_and_evaluate(
             "best_epoch": fit.best_epoch,
             "epochs": fit.epochs_run,
             "seconds_per_epoch": fit.seconds_per_epoch,
+            "train_mode": fit.mode,
             "history": fit.history,
         }
         runs.append(run)
@@ -128,6 +130,7 @@ def train_and_evaluate(
         "best_seed": best[1],
         "valid_metric": options.valid_metric,
         "seconds_per_epoch": float(np.mean([r["seconds_per_epoch"] for r in runs])),
+        "train_mode": runs[0]["train_mode"],  # the same model type every seed
     }
     return RunResult(report=report, state_dict=best[2], best_seed=best[1],
                      per_user_test=per_user_test)

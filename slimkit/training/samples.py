@@ -9,6 +9,12 @@ A sample is ``(user, start, length, target)``: its input is
 ``items[start : start + length]`` (at most ``max_seq_len`` most recent items before the
 target), right-padded into a batch by :func:`gather_batch`. Nothing is copied per sample,
 so memory is O(samples), not O(samples x max_seq_len).
+
+The causal training mode reads the same targets through :func:`training_windows`: a
+window is ``(user, start, length, first_loss)``, its inputs ``items[start : start +
+length]``, the target at window position ``j`` the next item ``items[start + j + 1]``,
+with a loss at positions ``first_loss <= j < length`` (the targets no earlier window of
+the user holds). See :func:`training_windows` for how long sequences are cut.
 """
 
 from __future__ import annotations
@@ -62,6 +68,92 @@ def training_samples(offsets: np.ndarray, items: np.ndarray, max_seq_len: int) -
     first_sample = np.repeat(np.cumsum(per_user) - per_user, per_user)  # (S,)
     positions = np.arange(total) - first_sample + 1  # (S,) 1 .. n-3
     return _samples_at(offsets, items, users, positions, max_seq_len)
+
+
+@dataclass
+class Windows:
+    """Parallel int64 arrays, one row per causal training window."""
+
+    users: np.ndarray  # (W,) user index
+    starts: np.ndarray  # (W,) index into the event array of the first input item
+    lengths: np.ndarray  # (W,) number of input items, 1..max_seq_len
+    first_loss: np.ndarray  # (W,) first window position with a loss (targets before it
+    # belong to an earlier window of the same user)
+
+    def __len__(self) -> int:
+        return int(self.users.shape[0])
+
+    @property
+    def num_targets(self) -> int:
+        """Targets (losses) over all windows: the number of per-prefix samples."""
+        return int((self.lengths - self.first_loss).sum())
+
+
+def default_stride(max_seq_len: int) -> int:
+    """Windows of a long sequence overlap by half by default: every target keeps at least
+    ``max_seq_len // 2 + 1`` items of context for twice the windows of no overlap."""
+    return max(1, (max_seq_len + 1) // 2)
+
+
+def training_windows(
+    offsets: np.ndarray, items: np.ndarray, max_seq_len: int, stride: int | None = None
+) -> Windows:
+    """Causal training windows holding exactly the targets of :func:`training_samples`.
+
+    A user's training part ``sequence[:-2]`` of ``T`` items has targets at positions
+    ``1 .. T-1``. If ``T - 1 <= max_seq_len`` one window holds them all (inputs ``0 ..
+    T-2``), each target with its whole history as context, as per prefix. A longer part is
+    cut into windows of ``max_seq_len`` inputs starting at ``0, stride, 2*stride, ...``
+    plus one ending at the last target; each target is predicted in the first window that
+    holds it, so targets ``1 .. max_seq_len`` keep their whole history and a later target
+    keeps at least ``max_seq_len - stride + 1`` of the ``max_seq_len`` items the per-prefix
+    mode gives it (``stride`` 1: exactly per-prefix's context, at per-prefix cost). No
+    validation or test item is ever an input or a target.
+    """
+    stride = default_stride(max_seq_len) if stride is None else int(stride)
+    if not 1 <= stride <= max_seq_len:
+        raise ValueError(f"stride must be in 1..max_seq_len ({max_seq_len}), got {stride}")
+    offsets = np.asarray(offsets, dtype=np.int64)
+    train_len = np.diff(offsets) - TARGET_FROM_END["valid"]  # (U,) T, length of sequence[:-2]
+    targets = np.maximum(train_len - 1, 0)  # (U,) targets per user
+    if int(targets.sum()) == 0:
+        training_samples(offsets, items, max_seq_len)  # raises the too-small DataError
+    extra = np.maximum(targets - max_seq_len, 0)  # (U,) targets beyond the first window
+    per_user = np.where(targets > 0, 1 + -(-extra // stride), 0)  # (U,) windows, ceil division
+    users = np.repeat(np.arange(len(targets)), per_user)  # (W,)
+    first_window = np.repeat(np.cumsum(per_user) - per_user, per_user)  # (W,)
+    k = np.arange(len(users)) - first_window  # (W,) window number within its user
+    last = k == per_user[users] - 1  # (W,) the window ending at the last target
+    begin = np.where(last, extra[users], k * stride)  # (W,) first input position
+    # Targets up to position begin(k-1) + max_seq_len belong to the window before.
+    previous_end = np.where(k > 0, (k - 1) * stride + max_seq_len, 0)  # (W,)
+    first_loss = np.maximum(previous_end - begin, 0)  # (W,)
+    return Windows(
+        users=users.astype(np.int64),
+        starts=(offsets[users] + begin).astype(np.int64),
+        lengths=np.minimum(targets[users], max_seq_len).astype(np.int64),
+        first_loss=first_loss.astype(np.int64),
+    )
+
+
+def window_batch(events, windows: Windows, index):
+    """Tensors of the windows at ``index`` on the device of ``events`` ``(E,)``:
+    ``(seq (B, W) right-padded, lengths (B,), users (B,), targets (B, W), loss (B, W) bool)``;
+    ``targets[b, j]`` is the item after ``seq[b, j]``, ``loss`` marks the positions whose
+    target this window holds."""
+    import torch
+
+    idx = torch.as_tensor(index)
+    device = events.device
+    starts = torch.as_tensor(windows.starts)[idx].to(device)
+    lengths = torch.as_tensor(windows.lengths)[idx].to(device)
+    users = torch.as_tensor(windows.users)[idx].to(device)
+    first_loss = torch.as_tensor(windows.first_loss)[idx].to(device)
+    seq = gather_batch(events, starts, lengths)  # (B, W)
+    targets = gather_batch(events, starts + 1, lengths)  # (B, W): the next items
+    steps = torch.arange(seq.size(1), device=device)  # (W,)
+    loss = (steps >= first_loss.unsqueeze(1)) & (steps < lengths.unsqueeze(1))  # (B, W)
+    return seq, lengths, users, targets, loss
 
 
 def evaluation_samples(

@@ -117,6 +117,109 @@ def test_broken_backbones_fail_with_a_message_that_says_what(cls, message):
     assert isinstance(info.value, AssertionError)  # pytest reports it as a failed test
 
 
+class _CausalMean(_Mean):
+    """A correct causal backbone: the mean of the items up to each position."""
+
+    def encode_embedded_positions(self, emb, item_seq, lengths):
+        keep = (item_seq > 0).unsqueeze(-1).float()  # (B, L, 1)
+        counts = keep.cumsum(1).clamp(min=1)  # (B, L, 1) real items up to each position
+        return self.out((emb * keep).cumsum(1) / counts)  # (B, L, D)
+
+    def forward_positions(self, item_seq, lengths):
+        return self.encode_embedded_positions(self.item_embedding(item_seq), item_seq, lengths)
+
+
+class _PeeksAhead(_CausalMean):
+    def forward_positions(self, item_seq, lengths):
+        whole = self.forward(item_seq, lengths)  # (B, D): every real item, at every position
+        return whole.unsqueeze(1).expand(-1, item_seq.size(1), -1)
+
+
+class _LastPositionDiffers(_CausalMean):
+    def forward_positions(self, item_seq, lengths):
+        return super().forward_positions(item_seq, lengths) * 2
+
+
+class _PositionsSeePadding(_CausalMean):
+    def forward_positions(self, item_seq, lengths):
+        out = super().forward_positions(item_seq, lengths)  # (B, L, D)
+        steps = torch.arange(item_seq.size(1)).unsqueeze(0)  # (1, L)
+        not_last = (steps != (lengths - 1).unsqueeze(1)).unsqueeze(-1)  # (B, L, 1)
+        return out + not_last * 0.01 * item_seq.size(1)  # earlier positions see the width
+
+
+class _EmbeddedPositionsTrustPadding(_CausalMean):
+    def encode_embedded_positions(self, emb, item_seq, lengths):
+        counts = torch.arange(1, emb.size(1) + 1).view(1, -1, 1)  # (1, L, 1)
+        out = self.out(emb.cumsum(1) / counts)  # (B, L, D), padded rows summed in
+        return out + emb.sum(1, keepdim=True) * 0.1  # padded vectors leak everywhere
+
+    def forward_positions(self, item_seq, lengths):  # correct on ID embeddings
+        emb = self.item_embedding(item_seq)
+        return _CausalMean.encode_embedded_positions(self, emb, item_seq, lengths)
+
+
+def test_a_correct_causal_backbone_passes_the_positional_checks():
+    checked = check_backbone(_CausalMean)["checked"]
+    assert {"forward_positions", "encode_embedded_positions"} <= set(checked)
+    # A backbone without forward_positions skips them (it trains per prefix).
+    assert "forward_positions" not in check_backbone(_Mean)["checked"]
+
+
+@pytest.mark.parametrize(
+    "cls, message",
+    [
+        (_PeeksAhead, "changed an earlier position's output (max diff"),
+        (_LastPositionDiffers, "last real position differs from forward"),
+        (_PositionsSeePadding, "extra padding columns changed forward_positions"),
+        (_EmbeddedPositionsTrustPadding, "encode_embedded_positions"),
+    ],
+)
+def test_broken_positional_backbones_fail(cls, message):
+    with pytest.raises(ContractError) as info:
+        check_backbone(cls)
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["sasrec", "gru4rec"])
+def test_causal_builtins_pass_the_positional_checks(name):
+    checked = check_backbone(implementation("backbones", name), hidden_size=16)["checked"]
+    assert {"forward_positions", "encode_embedded_positions"} <= set(checked)
+
+
+@pytest.mark.parametrize("fusion", ["none", "item-text", "slim", "text-match"])
+def test_every_fusion_head_passes_the_positional_check_on_a_causal_backbone(fusion):
+    cls = functools.partial(implementation("backbones", "sasrec"), hidden_size=16, num_layers=1)
+    report = check_fusion(implementation("fusions", fusion), backbone=cls)
+    assert "forward_positions" in report["checked"]
+
+
+class _PositionsOffByOne(RecommenderBase):
+    """Per-position vectors shifted by one position: the last one is not forward's."""
+
+    def forward(self, item_seq, lengths, users):
+        return self.backbone(item_seq, lengths)
+
+    def item_matrix(self):
+        return self.backbone.item_embedding.weight
+
+    def supports_positions(self):
+        return True
+
+    def forward_positions(self, item_seq, lengths, users):
+        out = self.backbone.forward_positions(item_seq, lengths)  # (B, L, D)
+        return torch.cat([out[:, :1], out[:, :-1]], dim=1)  # position t holds t - 1
+
+
+def test_a_head_whose_last_position_is_not_forward_fails():
+    def build(backbone, *, num_users, num_items, item_vectors, rationale_vectors):
+        return _PositionsOffByOne(backbone, num_users=num_users, num_items=num_items)
+
+    cls = functools.partial(implementation("backbones", "gru4rec"), hidden_size=16)
+    with pytest.raises(ContractError, match="last real position differs from forward"):
+        check_fusion(build, backbone=cls)
+
+
 def test_tiny_batch_is_right_padded():
     item_seq, lengths = tiny_batch(9, 5, [2, 5, 1])
     assert item_seq.shape == (3, 5) and lengths.tolist() == [2, 5, 1]
