@@ -64,6 +64,7 @@ class FakeBatchServer(FakeOpenAIServer):
     error_when: Callable[[str], bool] | None = None  # prompt -> an error line instead of an answer
     malformed_when: Callable[[dict], bool] | None = None  # request body -> an answer without steps
     batch_failure: str | None = None  # every new batch fails validation with this message
+    batch_key: str | None = None  # files/batches answer 401 unless "Authorization: Bearer <batch_key>"
     batches: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -176,6 +177,18 @@ class _BatchHandler(_Handler):
     def _json(self, status: int, payload: dict[str, Any]) -> None:
         self._send(status, json.dumps(payload).encode())
 
+    def _refused(self, parts: list[str]) -> bool:
+        """A 401 for a files/batches call without the expected key (when one is set)."""
+        key = self.fake.batch_key
+        if key is None or parts[:1] not in (["files"], ["batches"]):
+            return False
+        if self.headers.get("Authorization", "") == f"Bearer {key}":
+            return False
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self._json(401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error",
+                                   "code": "invalid_api_key"}})
+        return True
+
     def _parts(self) -> list[str]:
         path = self.path.split("?")[0].rstrip("/")
         return path.split("/")[path.split("/").index("v1") + 1:] if "/v1/" in path + "/" else path.split("/")[1:]
@@ -183,6 +196,8 @@ class _BatchHandler(_Handler):
     def do_GET(self) -> None:
         parts = self._parts()
         fake = self.fake
+        if self._refused(parts):
+            return
         if parts[:1] == ["batches"] and len(parts) == 2:
             self._json(*fake._retrieve(parts[1]))
         elif parts[:1] == ["files"] and len(parts) in (2, 3) and parts[1] in fake.files:
@@ -201,6 +216,8 @@ class _BatchHandler(_Handler):
     def do_POST(self) -> None:
         parts = self._parts()
         fake = self.fake
+        if self._refused(parts):
+            return
         if parts == ["files"]:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length)

@@ -203,6 +203,21 @@ def test_preflight_errors_send_nothing(tmp_path, isolated_cache, change, message
         assert (server.uploads, server.creates, server.log) == (0, 0, [])
 
 
+def test_a_refused_key_stops_the_run_and_a_failed_batch_fails_its_users(tmp_path, isolated_cache):
+    with FakeBatchServer(complete_after_polls=1, batch_key="sk-the-right-one") as server:
+        with pytest.raises(SlimkitError, match="refused to upload the requests: authentication"):
+            _run(_spec(tmp_path, server, num_users=3), isolated_cache)
+        assert server.creates == 0
+        server.batch_key = None
+        server.batch_failure = "Line 1: the model is not available for batches."
+        with pytest.raises(SlimkitError, match="batch_failed: batch batch_1 gave no answer .1 error.s., "
+                                               "first: Line 1: the model is not available"):
+            _run(_spec(tmp_path, server, num_users=3), isolated_cache)
+        server.batch_failure = None
+        result, _ = _run(_spec(tmp_path, server, num_users=3), isolated_cache)
+        assert result.summary["done"] == 3 and server.creates == 2
+
+
 def test_killed_between_submit_and_fetch_resumes_without_resubmitting(tmp_path, isolated_cache):
     with FakeBatchServer(complete_after_polls=1) as server:
         raw = tiny_spec(tmp_path / "data", batch_teacher(server))
