@@ -180,9 +180,9 @@ class LiteLLMBatchTeacher(LiteLLMTeacher):
                 fresh.append(key)
             else:
                 by_batch.setdefault(batch_id, []).append(key)
-        for batch_id in by_batch:
+        for batch_id, keys in by_batch.items():
             ctx.stats.extra["batches_resumed"].append(batch_id)
-            ctx.progress.note(f"teach: resuming batch {batch_id} ({len(by_batch[batch_id])} "
+            ctx.progress.note(f"teach: resuming batch {batch_id} ({len(keys)} "
                               "request(s) submitted by an earlier run)")
         if fresh:
             bodies = {key: self._body(asks[key][0]) for key in fresh}
@@ -252,9 +252,11 @@ class LiteLLMBatchTeacher(LiteLLMTeacher):
         return {_custom_id(n): key for n, key in enumerate(keys)}
 
     # -- provider calls -------------------------------------------------------------------
-    def _call(self, what: str, function, ctx: TeachContext, **arguments: Any) -> Any:
+    def _call(self, what: str, function, ctx: TeachContext, *, settled=None, **arguments: Any) -> Any:
         """One litellm files/batches call, retried like an online request (backoff on rate
-        limits, server errors and dropped connections); a refused key stops the run."""
+        limits, server errors and dropped connections); a refused key stops the run. After
+        a failure, ``settled()`` (when given) may show the call took effect anyway (its
+        answer was lost): its result is returned instead of calling again."""
         litellm = self._lib()
         for retry in range(self.max_retries + 1):
             try:
@@ -268,6 +270,9 @@ class LiteLLMBatchTeacher(LiteLLMTeacher):
                 message = f"{kind}: {self._scrub(str(exc)).strip()[:300]}"
                 if what == "poll" and (kind == "model_not_found" or status == 404):
                     raise _BatchLost(message) from None
+                found = settled() if settled is not None and not fatal else None
+                if found is not None:
+                    return found
                 if fatal:
                     ctx.stats.stopped = f"stopped after {message}"
                     raise SlimkitError(
@@ -294,7 +299,8 @@ class LiteLLMBatchTeacher(LiteLLMTeacher):
             return None, f"batch not submitted: {uploaded}"
         batch = self._call("create a batch", litellm.create_batch, ctx, completion_window="24h",
                            endpoint=ENDPOINT, input_file_id=uploaded.id,
-                           metadata={"description": "slimkit teach"})
+                           metadata={"description": "slimkit teach"},
+                           settled=lambda: self._batch_of_file(litellm, uploaded.id))
         if isinstance(batch, str):
             return None, f"batch not submitted: {batch}"
         self._remember(batch.id, uploaded.id, requests, ctx)  # before anything else can fail
@@ -303,6 +309,18 @@ class LiteLLMBatchTeacher(LiteLLMTeacher):
         ctx.progress.note(f"teach: batch {batch.id} submitted ({len(lines)} requests); polling every "
                           f"{self.poll_s:g} s. Stopping is safe: the next run resumes this batch.")
         return batch.id, None
+
+    def _batch_of_file(self, litellm, file_id: str) -> Any:
+        """The batch made from our upload ``file_id``, if one exists: a create whose answer
+        was lost (timeout, dropped connection) must not be paid for twice."""
+        try:
+            listed = litellm.list_batches(limit=100, **self._kwargs())
+        except Exception:  # noqa: BLE001 - cannot tell: the caller retries the create
+            return None
+        for batch in getattr(listed, "data", None) or []:
+            if getattr(batch, "input_file_id", None) == file_id:
+                return batch
+        return None
 
     def _wait(self, litellm, by_batch: dict[str, list[str]], ctx: TeachContext,
               results: dict[str, Any]) -> list[str]:

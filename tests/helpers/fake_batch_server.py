@@ -6,8 +6,8 @@ it serves what a provider batch job needs:
 
 * ``POST /v1/files`` (multipart upload, ``purpose=batch``), ``GET /v1/files/{id}`` and
   ``GET /v1/files/{id}/content``;
-* ``POST /v1/batches`` (create), ``GET /v1/batches/{id}`` (retrieve) and
-  ``POST /v1/batches/{id}/cancel``.
+* ``POST /v1/batches`` (create), ``GET /v1/batches`` (list), ``GET /v1/batches/{id}``
+  (retrieve) and ``POST /v1/batches/{id}/cancel``.
 
 A batch is ``validating`` when created, ``in_progress`` from the first poll, and
 ``completed`` on the ``complete_after_polls``-th poll unless :attr:`hold` is set (then it
@@ -15,7 +15,8 @@ stays ``in_progress``: a test kills its client between submit and fetch). On com
 every line is answered the way the chat endpoint answers, into an output file; prompts
 for which ``error_when(prompt)`` holds get an error line in the error file instead, and
 ``malformed_when(body)`` gives an answer without the three steps. Every create, poll and
-answered request is counted, so a test can check that nothing was submitted twice.
+answered request is counted, so a test can check that nothing was submitted twice;
+``lose_create_answers`` makes a batch and then answers 500, as a dropped connection would.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class FakeBatchServer(FakeOpenAIServer):
     error_when: Callable[[str], bool] | None = None  # prompt -> an error line instead of an answer
     malformed_when: Callable[[dict], bool] | None = None  # request body -> an answer without steps
     batch_failure: str | None = None  # every new batch fails validation with this message
+    lose_create_answers: int = 0  # this many creates make their batch, then answer 500
     batch_key: str | None = None  # files/batches answer 401 unless "Authorization: Bearer <batch_key>"
     batches: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -198,7 +200,12 @@ class _BatchHandler(_Handler):
         fake = self.fake
         if self._refused(parts):
             return
-        if parts[:1] == ["batches"] and len(parts) == 2:
+        if parts == ["batches"]:  # list, newest first
+            listed = [entry["object"] for entry in reversed(fake.batches.values())]
+            self._json(200, {"object": "list", "data": listed, "has_more": False,
+                             "first_id": listed[0]["id"] if listed else None,
+                             "last_id": listed[-1]["id"] if listed else None})
+        elif parts[:1] == ["batches"] and len(parts) == 2:
             self._json(*fake._retrieve(parts[1]))
         elif parts[:1] == ["files"] and len(parts) in (2, 3) and parts[1] in fake.files:
             entry = fake.files[parts[1]]
@@ -235,7 +242,12 @@ class _BatchHandler(_Handler):
             self._json(200, fake._new_file(content, purpose, fields["file"].get_filename() or "input.jsonl"))
         elif parts == ["batches"]:
             length = int(self.headers.get("Content-Length") or 0)
-            self._json(*fake._create(json.loads(self.rfile.read(length) or b"{}")))
+            status, payload = fake._create(json.loads(self.rfile.read(length) or b"{}"))
+            if status == 200 and fake.lose_create_answers > 0:
+                fake.lose_create_answers -= 1  # the batch exists; the client never learns its id
+                self._json(500, {"error": {"message": "upstream connection reset", "type": "server_error"}})
+                return
+            self._json(status, payload)
         elif parts[:1] == ["batches"] and len(parts) == 3 and parts[2] == "cancel":
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             entry = fake.batches.get(parts[1])

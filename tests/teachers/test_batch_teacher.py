@@ -171,6 +171,13 @@ def test_a_batch_the_provider_forgot_is_submitted_again(tmp_path, isolated_cache
         assert result.summary["done"] == 5 and server.creates == 2
 
 
+def test_a_lost_create_answer_does_not_create_a_second_batch(tmp_path, isolated_cache):
+    with FakeBatchServer(complete_after_polls=1, lose_create_answers=1) as server:
+        result, _ = _run(_spec(tmp_path, server, num_users=5), isolated_cache)
+        assert result.summary["done"] == 5
+        assert server.creates == 1 and result.summary["batches_submitted"] == ["batch_1"]
+
+
 def test_own_prices_times_the_batch_discount(tmp_path, isolated_cache):
     with FakeBatchServer(complete_after_polls=1) as server:
         spec = _spec(tmp_path, server, num_users=4, input_cost_per_million_tokens=100.0,
