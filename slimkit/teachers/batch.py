@@ -12,6 +12,9 @@ A batch costs less (OpenAI and Anthropic bill batches at half price) and takes l
    ``method``, ``url``, ``body``), uploaded with ``litellm.create_file`` and submitted with
    ``litellm.create_batch``. The batch id and the record key of every request it covers
    are written to the record cache the moment the batch exists, before the first poll.
+   Looking up pending batches and submitting happen under a cross-process file lock, so
+   two runs sharing a cache submit each request once; a create whose answer was lost is
+   found again by its input file (``litellm.list_batches``) rather than submitted twice.
 3. ``litellm.retrieve_batch`` every ``batch_poll_s`` seconds until the batch is completed,
    failed, expired or cancelled. A run stopped meanwhile (Ctrl-C, a killed process,
    ``batch_max_wait_s`` reached) leaves the batch with the provider; the next run finds
@@ -37,7 +40,7 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from slimkit.errors import SlimkitError
 from slimkit.teachers.base import TeachContext, TeacherJob, make_row
@@ -76,6 +79,37 @@ class _Pending:
     attempt: int = 0
 
 
+class _SubmitLock:
+    """A cross-process lock (an OS file lock: a killed holder releases it) held while a run
+    looks up which requests are pending and submits the others, so two runs sharing a
+    cache submit each request once; the second finds the first's batch and polls it."""
+
+    def __init__(self, store: Any, wait_s: float):
+        self._lock = None
+        if store is not None and getattr(store, "directory", None):
+            from pathlib import Path
+
+            from filelock import FileLock
+
+            folder = Path(store.directory) / "locks"
+            folder.mkdir(parents=True, exist_ok=True)
+            self._lock = FileLock(str(folder / "batch-submit.lock"), timeout=wait_s)
+
+    def __enter__(self) -> Self:
+        if self._lock is not None:
+            from filelock import Timeout
+
+            try:
+                self._lock.acquire()
+            except Timeout:  # the holder hangs: submitting anyway beats waiting forever
+                self._lock = None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._lock is not None:
+            self._lock.release()
+
+
 class _BatchLost(Exception):
     """The provider no longer knows a batch the cache remembers (another account, deleted)."""
 
@@ -89,6 +123,7 @@ class LiteLLMBatchTeacher(LiteLLMTeacher):
         self.poll_s = poll_s
         self.discount = discount
         self.max_wait_s = max_wait_s
+        self._requests: dict[str, dict[str, str]] = {}  # batch id -> custom_id -> request key
 
     # -- pre-flight -----------------------------------------------------------------------
     def preflight(self, jobs: Sequence[TeacherJob]) -> None:
@@ -174,23 +209,27 @@ class LiteLLMBatchTeacher(LiteLLMTeacher):
         results: dict[str, Any] = {}
         by_batch: dict[str, list[str]] = {}
         fresh: list[str] = []
-        for key in asks:
-            batch_id = self._pending_batch(key, ctx)
-            if batch_id is None:
-                fresh.append(key)
-            else:
-                by_batch.setdefault(batch_id, []).append(key)
-        for batch_id, keys in by_batch.items():
-            ctx.stats.extra["batches_resumed"].append(batch_id)
-            ctx.progress.note(f"teach: resuming batch {batch_id} ({len(keys)} "
-                              "request(s) submitted by an earlier run)")
-        if fresh:
-            bodies = {key: self._body(asks[key][0]) for key in fresh}
-            submitted, error = self._submit(litellm, bodies, ctx)
-            if submitted is None:
-                results.update(dict.fromkeys(fresh, error))
-            else:
-                by_batch[submitted] = fresh
+        with _SubmitLock(ctx.records, self._submit_wait_s):  # two runs on one cache: one batch
+            for key in asks:
+                answered = ctx.records.get(key) if ctx.records is not None else None
+                batch_id = None if answered is not None else self._pending_batch(key, ctx)
+                if answered is not None:  # another run's batch answered it meanwhile
+                    results[key] = answered
+                elif batch_id is None:
+                    fresh.append(key)
+                else:
+                    by_batch.setdefault(batch_id, []).append(key)
+            for batch_id, keys in by_batch.items():
+                ctx.stats.extra["batches_resumed"].append(batch_id)
+                ctx.progress.note(f"teach: resuming batch {batch_id} ({len(keys)} "
+                                  "request(s) submitted by an earlier run)")
+            if fresh:
+                bodies = {key: self._body(asks[key][0]) for key in fresh}
+                submitted, error = self._submit(litellm, bodies, ctx)
+                if submitted is None:
+                    results.update(dict.fromkeys(fresh, error))
+                else:
+                    by_batch[submitted] = fresh
         lost = self._wait(litellm, by_batch, ctx, results)
         if lost:  # the provider forgot them: ask those requests again, once
             bodies = {key: self._body(asks[key][0]) for key in lost}
@@ -200,6 +239,12 @@ class LiteLLMBatchTeacher(LiteLLMTeacher):
             else:
                 self._wait(litellm, {submitted: lost}, ctx, results)
         return results
+
+    @property
+    def _submit_wait_s(self) -> float:
+        """How long a run waits for another run's submission: upload, create and a look
+        for a lost create, each through every try at its longest."""
+        return 3 * (self.timeout * (self.max_retries + 1) + self.retry_max_delay * self.max_retries) + 5
 
     def _body(self, state: _Pending) -> dict[str, Any]:
         """The chat-completion request body of a job's next attempt, as the provider sees it."""
@@ -221,11 +266,14 @@ class LiteLLMBatchTeacher(LiteLLMTeacher):
         if ctx.records is None:
             return None
         batch_id = ctx.records.get(POINTER_PREFIX + key)
-        if batch_id is None or ctx.records.get(BATCH_PREFIX + batch_id) is None:
+        entry = ctx.records.get(BATCH_PREFIX + batch_id) if batch_id is not None else None
+        if entry is None:
             return None
+        self._requests[batch_id] = dict(entry.get("requests") or {})
         return batch_id
 
     def _remember(self, batch_id: str, file_id: str, requests: dict[str, str], ctx: TeachContext) -> None:
+        self._requests[batch_id] = dict(requests)
         if ctx.records is None:
             return
         ctx.records.set(BATCH_PREFIX + batch_id, {
@@ -244,12 +292,13 @@ class LiteLLMBatchTeacher(LiteLLMTeacher):
                 ctx.records.delete(POINTER_PREFIX + key)
         ctx.records.delete(BATCH_PREFIX + batch_id)
 
-    def _requests_of(self, batch_id: str, keys: list[str], ctx: TeachContext) -> dict[str, str]:
-        """custom_id -> request key of a batch (from the cache, else the keys we asked)."""
+    def _requests_of(self, batch_id: str, ctx: TeachContext) -> dict[str, str]:
+        """custom_id -> request key of a batch: as read when this run submitted or found it
+        (another run sharing the cache may have collected and forgotten it since)."""
+        if batch_id in self._requests:
+            return self._requests[batch_id]
         entry = ctx.records.get(BATCH_PREFIX + batch_id) if ctx.records is not None else None
-        if entry and entry.get("requests"):
-            return dict(entry["requests"])
-        return {_custom_id(n): key for n, key in enumerate(keys)}
+        return dict((entry or {}).get("requests") or {})
 
     # -- provider calls -------------------------------------------------------------------
     def _call(self, what: str, function, ctx: TeachContext, *, settled=None, **arguments: Any) -> Any:
@@ -365,9 +414,9 @@ class LiteLLMBatchTeacher(LiteLLMTeacher):
     def _collect(self, litellm, batch, keys: list[str], ctx: TeachContext,
                  results: dict[str, Any]) -> None:
         """Store every answer of a finished batch; errors per request in ``results``."""
-        requests = self._requests_of(batch.id, keys, ctx)
+        requests = self._requests_of(batch.id, ctx)
         seen: set[str] = set()
-        for file_id, is_error_file in ((batch.output_file_id, False), (batch.error_file_id, True)):
+        for file_id in (batch.output_file_id, batch.error_file_id):
             if not file_id:
                 continue
             content = self._call("download the results", litellm.file_content, ctx, file_id=file_id)
@@ -392,6 +441,11 @@ class LiteLLMBatchTeacher(LiteLLMTeacher):
                     ctx.stats.count_error(kind)
                     results[key] = outcome
                     continue
+                stored = ctx.records.get(key) if ctx.records is not None else None
+                if stored is not None:  # another run sharing the cache collected it first
+                    ctx.stats.responses_cached += 1
+                    results[key] = stored
+                    continue
                 if ctx.records is not None:
                     ctx.records.set(key, outcome)
                 if outcome["cost_usd"] is not None:
@@ -400,8 +454,11 @@ class LiteLLMBatchTeacher(LiteLLMTeacher):
                     ctx.stats.cost_unknown += 1
                 results[key] = outcome
         problem = _batch_problem(batch)
-        for key in requests.values():
-            if key not in seen:
+        for key in [*requests.values(), *keys]:
+            stored = ctx.records.get(key) if ctx.records is not None and key not in seen else None
+            if stored is not None:
+                results.setdefault(key, stored)
+            elif key not in seen:
                 results.setdefault(key, f"batch_{batch.status}: batch {batch.id} gave no answer"
                                    + (f" ({problem})" if problem else ""))
         self._forget(batch.id, ctx)  # answers are stored; failed requests are asked anew next time

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from helpers.fake_batch_server import FakeBatchServer
+from helpers.fake_openai_server import rationale_for
 from helpers.teach_fixtures import tiny_spec
 
 from slimkit.artifacts.rationales import read_rationales
@@ -159,6 +160,29 @@ def test_max_wait_leaves_the_batch_pending_and_the_next_run_collects_it(tmp_path
         assert result.summary["batches_submitted"] == [] and result.summary["requests_sent"] == 0
 
 
+def test_answers_go_to_their_own_users_when_another_run_collected_the_batch(
+        tmp_path, isolated_cache, monkeypatch):
+    from slimkit.teachers.batch import LiteLLMBatchTeacher
+
+    with FakeBatchServer(complete_after_polls=1) as server:
+        server.hold.set()
+        with pytest.raises(SlimkitError):  # 30 requests submitted, left pending
+            _run(_spec(tmp_path, server, batch_max_wait_s=0.0), isolated_cache)
+        server.hold.clear()
+        collect = LiteLLMBatchTeacher._collect
+
+        def collected_elsewhere_first(self, litellm, batch, keys, ctx, results):
+            self._forget(batch.id, ctx)  # as a second run sharing the cache would
+            return collect(self, litellm, batch, keys, ctx, results)
+
+        monkeypatch.setattr(LiteLLMBatchTeacher, "_collect", collected_elsewhere_first)
+        result, rows = _run(_spec(tmp_path, server, num_users=10), isolated_cache)  # 10 of the 30
+        assert result.summary["done"] == 10 and server.creates == 1
+        for row in rows:
+            prompt = "\n".join(m["content"] for m in row["messages"])
+            assert row["rationale"] == rationale_for(prompt)
+
+
 def test_a_batch_the_provider_forgot_is_submitted_again(tmp_path, isolated_cache):
     with FakeBatchServer(complete_after_polls=1) as server:
         spec = _spec(tmp_path, server, batch_max_wait_s=0.0, num_users=5)
@@ -250,3 +274,30 @@ def test_killed_between_submit_and_fetch_resumes_without_resubmitting(tmp_path, 
         assert summary["batches_resumed"] == ["batch_1"] and summary["requests_sent"] == 0
         assert summary["cost_usd"] == pytest.approx(
             _batch_price(summary["prompt_tokens"], summary["completion_tokens"]), abs=1e-6)
+
+
+def test_two_runs_sharing_a_cache_submit_one_batch(tmp_path, isolated_cache):
+    with FakeBatchServer(complete_after_polls=1) as server:
+        # Two specs whose teach stages differ (poll interval) but whose requests are the same:
+        # the runs share the per-request cache, not a stage output folder.
+        commands = []
+        for n, poll in enumerate((0.05, 0.06)):
+            raw = tiny_spec(tmp_path / "data", batch_teacher(server, batch_poll_s=poll))
+            path = tmp_path / f"spec{n}.yaml"
+            path.write_text(yaml.safe_dump(raw))
+            commands.append([sys.executable, "-m", "slimkit", "teach", "-c", str(path), "--json"])
+        server.hold.set()
+        runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for command in commands]
+        deadline = time.monotonic() + 120
+        while server.batches.get("batch_1", {}).get("polls", 0) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        server.hold.clear()
+        summaries = []
+        for run in runs:
+            out, err = run.communicate(timeout=300)
+            assert run.returncode == 0, err
+            summaries.append(json.loads(out)["summary"])
+        assert server.creates == 1 and server.uploads == 1
+        assert all(s["done"] == 30 for s in summaries)
+        assert sorted(len(s["batches_submitted"]) for s in summaries) == [0, 1]
