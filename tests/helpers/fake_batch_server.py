@@ -10,8 +10,8 @@ it serves what a provider batch job needs:
   (retrieve) and ``POST /v1/batches/{id}/cancel``.
 
 A batch is ``validating`` when created, ``in_progress`` from the first poll, and
-``completed`` on the ``complete_after_polls``-th poll unless :attr:`hold` is set (then it
-stays ``in_progress``: a test kills its client between submit and fetch). On completion
+``completed`` on the ``complete_after_polls``-th poll unless :attr:`hold_batches` is set (then
+it stays ``in_progress``: a test kills its client between submit and fetch). On completion
 every line is answered the way the chat endpoint answers, into an output file; prompts
 for which ``error_when(prompt)`` holds get an error line in the error file instead, and
 ``malformed_when(body)`` gives an answer without the three steps. Every create, poll and
@@ -72,7 +72,7 @@ class FakeBatchServer(FakeOpenAIServer):
     def __post_init__(self):
         super().__post_init__()
         self.files: dict[str, dict[str, Any]] = {}
-        self.hold = threading.Event()  # while set, no batch completes
+        self.hold_batches = threading.Event()  # while set, no batch completes
         self.creates = 0
         self.polls = 0
         self.uploads = 0
@@ -86,6 +86,7 @@ class FakeBatchServer(FakeOpenAIServer):
 
         self._server = ThreadingHTTPServer((self.host, self.port), Handler)
         self._server.daemon_threads = True
+        self._server.request_queue_size = 256
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
@@ -136,7 +137,7 @@ class FakeBatchServer(FakeOpenAIServer):
             if batch["status"] in ("validating", "in_progress"):
                 batch["status"] = "in_progress"
                 batch["in_progress_at"] = batch["in_progress_at"] or int(time.time())
-                if entry["polls"] >= self.complete_after_polls and not self.hold.is_set():
+                if entry["polls"] >= self.complete_after_polls and not self.hold_batches.is_set():
                     self._complete(batch, entry["lines"])
         return 200, batch
 

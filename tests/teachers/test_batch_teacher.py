@@ -149,11 +149,11 @@ def test_error_lines_fail_their_users_and_the_next_run_asks_only_them(tmp_path, 
 def test_max_wait_leaves_the_batch_pending_and_the_next_run_collects_it(tmp_path, isolated_cache):
     with FakeBatchServer(complete_after_polls=1) as server:
         spec = _spec(tmp_path, server, batch_max_wait_s=0.2)
-        server.hold.set()
+        server.hold_batches.set()
         with pytest.raises(SlimkitError, match="still in_progress after 0.2 s"):
             _run(spec, isolated_cache)  # no user answered: the stage stops with the reason
         assert server.creates == 1
-        server.hold.clear()
+        server.hold_batches.clear()
         result, _ = _run(spec, isolated_cache)
         assert result.summary["done"] == 30 and server.creates == 1
         assert result.summary["batches_resumed"] == ["batch_1"]
@@ -165,10 +165,10 @@ def test_answers_go_to_their_own_users_when_another_run_collected_the_batch(
     from slimkit.teachers.batch import LiteLLMBatchTeacher
 
     with FakeBatchServer(complete_after_polls=1) as server:
-        server.hold.set()
+        server.hold_batches.set()
         with pytest.raises(SlimkitError):  # 30 requests submitted, left pending
             _run(_spec(tmp_path, server, batch_max_wait_s=0.0), isolated_cache)
-        server.hold.clear()
+        server.hold_batches.clear()
         collect = LiteLLMBatchTeacher._collect
 
         def collected_elsewhere_first(self, litellm, batch, keys, ctx, results):
@@ -186,11 +186,11 @@ def test_answers_go_to_their_own_users_when_another_run_collected_the_batch(
 def test_a_batch_the_provider_forgot_is_submitted_again(tmp_path, isolated_cache):
     with FakeBatchServer(complete_after_polls=1) as server:
         spec = _spec(tmp_path, server, batch_max_wait_s=0.0, num_users=5)
-        server.hold.set()
+        server.hold_batches.set()
         with pytest.raises(SlimkitError):
             _run(spec, isolated_cache)
         server.batches.clear()  # e.g. deleted, or another account
-        server.hold.clear()
+        server.hold_batches.clear()
         result, _ = _run(spec, isolated_cache)
         assert result.summary["done"] == 5 and server.creates == 2
 
@@ -255,7 +255,7 @@ def test_killed_between_submit_and_fetch_resumes_without_resubmitting(tmp_path, 
         path = tmp_path / "spec.yaml"
         path.write_text(yaml.safe_dump(raw))
         command = [sys.executable, "-m", "slimkit", "teach", "-c", str(path), "--json"]
-        server.hold.set()  # the batch stays in_progress until the client is dead
+        server.hold_batches.set()  # the batch stays in_progress until the client is dead
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env={**os.environ})
         deadline = time.monotonic() + 120
@@ -265,7 +265,7 @@ def test_killed_between_submit_and_fetch_resumes_without_resubmitting(tmp_path, 
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=60)
         assert proc.returncode == -signal.SIGKILL
-        server.hold.clear()
+        server.hold_batches.clear()
         done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
         summary = json.loads(done.stdout)["summary"]
@@ -286,13 +286,13 @@ def test_two_runs_sharing_a_cache_submit_one_batch(tmp_path, isolated_cache):
             path = tmp_path / f"spec{n}.yaml"
             path.write_text(yaml.safe_dump(raw))
             commands.append([sys.executable, "-m", "slimkit", "teach", "-c", str(path), "--json"])
-        server.hold.set()
+        server.hold_batches.set()
         runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                 for command in commands]
         deadline = time.monotonic() + 120
         while server.batches.get("batch_1", {}).get("polls", 0) < 4 and time.monotonic() < deadline:
             time.sleep(0.05)
-        server.hold.clear()
+        server.hold_batches.clear()
         summaries = []
         for run in runs:
             out, err = run.communicate(timeout=300)
