@@ -36,7 +36,11 @@ def summary_table(summary: dict[str, Any], cached_stage: bool):
     cost = _money(summary.get("cost_usd"))
     if summary.get("cost_unknown_users") and summary.get("cost_usd") is not None:
         cost += f" (+ {summary['cost_unknown_users']} users of unknown price)"
-    table.add_row("cost USD (all users)", cost)
+    batch = summary.get("price") == "batch"
+    table.add_row("cost USD (all users" + (", batch price)" if batch else ")"), cost)
+    if batch:
+        table.add_row("batches submitted / resumed",
+                      f"{len(summary.get('batches_submitted') or [])} / {len(summary.get('batches_resumed') or [])}")
     table.add_row("spent in this run", _money(summary.get("spent_this_run_usd")))
     table.add_row("wall time", f"{summary.get('wall_s', 0):.1f} s")
     if summary.get("stopped"):

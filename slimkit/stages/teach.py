@@ -91,6 +91,7 @@ def summarize(rows: list[dict[str, Any]], stats: Any, wall_s: float, label: str)
         "errors": stats.errors,
         "failures": failures,
         "wall_s": round(wall_s, 2),
+        **stats.extra,  # e.g. the batch teacher: price "batch", the batch ids
     }
 
 

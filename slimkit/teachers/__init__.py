@@ -37,6 +37,31 @@ class LiteLLMTeacherParams(TeacherParams):
     output_cost_per_million_tokens: float | None = Field(
         None, ge=0, description="Your price per million completion tokens (empty: litellm's price list)."
     )
+    batch: bool = Field(
+        False,
+        description="Send the requests through the provider's batch API (OpenAI, Azure; via "
+        "litellm): one upload, one batch, polled until done. Half the price, answers within "
+        "24 h. The batch id is kept in the cache: a run stopped meanwhile resumes it instead "
+        "of submitting again. Answers share the online path's per-request cache.",
+    )
+    batch_poll_s: float = Field(
+        30.0, gt=0, description="With batch: seconds between two looks at the batch's state."
+    )
+    batch_max_wait_s: float | None = Field(
+        None,
+        ge=0,
+        description="With batch: stop waiting after this many seconds, leaving the batch with "
+        "the provider (its users reported as failed; the next run collects it). Empty: wait "
+        "until it finishes. 0: submit and return.",
+    )
+    batch_discount: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="With batch: the batch price as a fraction of the list price, used when "
+        "litellm's model list has no batch price for the model or you set your own prices "
+        "(OpenAI and Anthropic bill batches at 50%).",
+    )
     allow_unknown_model: bool = Field(
         False, description="Accept a hosted model missing from litellm's model list (newer models)."
     )
@@ -61,7 +86,7 @@ class LiteLLMTeacherParams(TeacherParams):
 
 LITELLM = Component(
     params=LiteLLMTeacherParams,
-    impl="slimkit.teachers.litellm_teacher:LiteLLMTeacher",
+    impl="slimkit.teachers.batch:litellm_teacher",
     help="Any LLM litellm can call (OpenAI, Anthropic, Ollama, vLLM, ...).",
 )
 

@@ -50,6 +50,7 @@ class TeachStats:
     errors: dict[str, int] = field(default_factory=dict)
     generated_tokens: int = 0  # in-process teachers: tokens decoded this run
     generation_seconds: float = 0.0  # and the seconds spent decoding them
+    extra: dict[str, Any] = field(default_factory=dict)  # teacher-specific summary fields (batch price, ids)
 
     def count_error(self, kind: str) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + 1
@@ -89,6 +90,11 @@ class Progress:
             if self.cost:
                 text += f" · ${self.cost:.4f}"
             self._bar.update(self._task, advance=1, status=text)
+
+    def note(self, text: str) -> None:
+        """A line above the bar (a batch submitted, its state); nothing when disabled."""
+        if self._bar is not None:
+            self._bar.console.print(text, markup=False, highlight=False)
 
     def close(self) -> None:
         if self._bar is not None:
