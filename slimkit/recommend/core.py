@@ -98,12 +98,14 @@ def recommend(spec: Any, user: str | None = None, history: Sequence[str] | None 
     k = min(k, int((scores > float("-inf")).sum()))
     top = scores.topk(k)
     steps = (rationale or {}).get("steps")
+    named = (rationale or {}).get("named_items") or ()
     seen = set(items)
     ranked = []
     for rank, (score, item) in enumerate(zip(top.values.tolist(), top.indices.tolist()), 1):
         title = dataset.item_titles[item] or dataset.item_ids[item]
         ranked.append({"rank": rank, "item_id": dataset.item_ids[item], "title": title,
-                       "score": round(float(score), 6), "step": mentioning_step(title, steps),
+                       "score": round(float(score), 6), "step": mentioning_step(title, steps, item=dataset.item_ids[item],
+                                                                named_items=named),
                        "in_history": item in seen})
     recent = items[-spec.dataset.max_seq_len :]
     return {
