@@ -272,3 +272,37 @@ def collapse_warning(metrics: Mapping[str, Any], who: str = "student",
         "student.constrain_items: true, or a grounded prompt (prompt.student: "
         "slim-student-grounded)."
     )
+
+
+GROUNDING_ROWS = (
+    ("reach_step3", "reach step 3", True),
+    ("category_precision", "step 2: category precision", True),
+    ("category_recall", "step 2: top-category recall", True),
+    ("resolution_share", "step 3: names resolved", True),
+    ("names_item_share", "step 3: names a catalogue item", True),
+    ("in_history_share", "step 3: already in history", True),
+    ("hallucination_rate", "hallucination (steps 2-3)", True),
+    ("hit_rate", "rationale hit rate (test item named)", True),
+    ("distinct_2", "distinct-2", False),
+    ("repeated_sentence_rate", "repeated sentences", True),
+    ("identical_share", "largest identical share", True),
+    ("near_identical_share", "largest near-identical share", True),
+)
+
+
+def grounding_table(grounding: Mapping[str, Mapping[str, Any] | None]):
+    """A rich table of grounding metrics, one column per rationale source."""
+    from rich.table import Table
+
+    sources = [(name, m) for name, m in grounding.items() if m]
+    table = Table(title="Grounding of the rationales (every user that has one)")
+    table.add_column("metric")
+    for name, metrics in sources:
+        table.add_column(f"{name.replace('_', '-')} ({metrics['users']})", justify="right")
+    for key, label, pct in GROUNDING_ROWS:
+        cells = []
+        for _, metrics in sources:
+            value = metrics.get(key)
+            cells.append("-" if value is None else (f"{value:.0%}" if pct else f"{value:.3f}"))
+        table.add_row(label, *cells)
+    return table

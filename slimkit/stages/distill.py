@@ -12,7 +12,10 @@ Steps, each resumable:
 4. the fine-tuned student writes a rationale for every user (or the first
    ``student.num_users``), from the items before their validation and test targets only,
    each cached on its own (:class:`RationaleGenerator`), so a killed run resumes;
-5. the quality report compares base and fine-tuned student with the teacher.
+5. the quality report compares base and fine-tuned student with the teacher, and the
+   grounding metrics (:mod:`slimkit.evaluation.grounding`) check the teacher's, the base
+   student's and the fine-tuned student's rationales against the data, on every user
+   that has one; a collapsed student (many users sharing one rationale) is warned about.
 
 Files: ``adapter/`` (peft safetensors, tokenizer, resolved spec), ``rationales.jsonl``
 (:mod:`slimkit.artifacts.rationales`), ``quality.json``, ``training.json`` (losses) and
@@ -260,13 +263,29 @@ def distill(spec: Any, dataset: Any, teacher_records: Sequence[dict[str, Any]], 
         base_out = base_generator(eval_users, progress=progress, description="Base student (quality)")
     report = _quality(spec, records, eval_records, base_out, student_out, bool(held_out))
 
-    rows = []
+    from slimkit.evaluation.grounding import Grounder, collapse_warning, summarize
+
+    grounder = Grounder(dataset)
+    rows, checks = [], {}
     for user in users:
         text = student_out[user]["rationale"]
         steps = parse_steps(text)
+        checks[user] = grounder.check(user, steps)
+        named = [dataset.item_ids[i] for i in checks[user].get("step3_items", [])]
         rows.append({"user": dataset.user_ids[user], "user_index": user, "rationale": text,
                      "steps": steps_to_json(steps), "well_formed": steps is not None,
-                     "new_tokens": student_out[user]["new_tokens"]})
+                     "named_items": named, "new_tokens": student_out[user]["new_tokens"]})
+    grounding = {
+        "teacher": grounder.metrics({int(r["user_index"]): r.get("rationale") or ""
+                                     for r in teacher_records if r.get("status", "done") == "done"}),
+        "base": grounder.metrics({u: base_out[u]["rationale"] for u in eval_users if u in base_out}),
+        "fine_tuned": summarize(checks, {u: student_out[u]["rationale"] for u in users}),
+    }
+    warnings = [w for w in (collapse_warning(grounding["fine_tuned"], "fine-tuned student"),) if w]
+    if report is not None:
+        report["grounding"] = grounding
+    for warning in warnings:
+        stderr_console().print(f"[yellow]Warning:[/] {warning}")
     gen_stats = generator.stats + base_generator.stats
     gen_seconds = sum(s["seconds"] for s in gen_stats)
     gen_tokens = sum(s["new_tokens"] for s in gen_stats)
@@ -285,6 +304,8 @@ def distill(spec: Any, dataset: Any, teacher_records: Sequence[dict[str, Any]], 
         "adapter": training.get("adapter"),
         "training": {k: v for k, v in training.items() if k != "train_loss"},
         "quality": report,
+        "grounding": grounding,
+        "warnings": warnings,
         "backend": getattr(params, "backend", None),
         "seconds": round(time.perf_counter() - started, 2),
     }
