@@ -47,6 +47,9 @@ class Completion:
 OnDone = Callable[[Completion], None]
 ProcessorFactory = Callable[[int, int], Any]
 """``(rows, prompt width) -> LogitsProcessor`` with fresh per-row state, one per batch."""
+RowProcessorFactory = Callable[[Sequence[int], int], Any]
+"""``(prompt indices of the batch, prompt width) -> LogitsProcessor``: per-prompt state,
+e.g. :func:`slimkit.llm.constraints.constraint_factory` (each row's banned items)."""
 
 
 def chat_prompt(tokenizer: Any, messages: Sequence[Mapping[str, str]], *, strip: bool = False) -> str:
@@ -135,7 +138,9 @@ def generate(
     top_p: float = 1.0,
     seed: int | None = None,
     repetition_penalty: float | None = None,
+    no_repeat_ngram_size: int | None = None,
     logits_processor: ProcessorFactory | None = None,
+    constraint: RowProcessorFactory | None = None,
     on_done: OnDone | None = None,
     progress: bool = True,
     description: str = "Generating",
@@ -143,7 +148,9 @@ def generate(
     """Decode ``prompts`` (token ids) in batches; returns counts and tokens/s.
 
     Greedy unless ``temperature`` > 0 (then sampling with ``top_p``, torch reseeded with
-    ``seed`` before each batch when given). ``on_done(Completion)`` is called once per
+    ``seed`` before each batch when given). ``repetition_penalty`` and
+    ``no_repeat_ngram_size`` are transformers' own; ``logits_processor`` then
+    ``constraint`` run after them (see :mod:`slimkit.llm.constraints`). ``on_done(Completion)`` is called once per
     finished prompt, from the thread that decoded it, one call at a time. See the module
     docstring for batching, workers and Ctrl-C.
     """
@@ -169,6 +176,8 @@ def generate(
         options.update(temperature=temperature, top_p=top_p)
     if repetition_penalty is not None:
         options["repetition_penalty"] = repetition_penalty
+    if no_repeat_ngram_size:
+        options["no_repeat_ngram_size"] = no_repeat_ngram_size
     todo: queue.Queue = queue.Queue()  # batches left for the worker threads
     halt = threading.Event()  # Ctrl-C or a worker's error: every worker stops
     lock = threading.Lock()  # on_done, counters, the bar and the tokenizer: one at a time
@@ -185,8 +194,13 @@ def generate(
         nonlocal new_tokens
         ids, mask = left_pad([prompts[i] for i in batch], pad_id)  # (B, T)
         extra: dict[str, Any] = {}
+        processors = []
         if logits_processor is not None:
-            extra["logits_processor"] = LogitsProcessorList([logits_processor(len(batch), ids.shape[1])])
+            processors.append(logits_processor(len(batch), ids.shape[1]))
+        if constraint is not None:
+            processors.append(constraint(batch, ids.shape[1]))
+        if processors:
+            extra["logits_processor"] = LogitsProcessorList(processors)
         if sampling and seed is not None:
             torch.manual_seed(seed)  # one worker samples (see count below): reproducible
         with torch.inference_mode():
