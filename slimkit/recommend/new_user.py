@@ -38,7 +38,8 @@ def write_rationale(pipeline: Any, items: Sequence[int], *, progress: bool = Fal
     student.load()
     student.load_adapter(distill / ADAPTER_FOLDER)
     student.prepare_for_generation()
-    generator = RationaleGenerator(student, pipeline.cache.records(RATIONALE_STORE), prompt_of)
+    generator = RationaleGenerator(student, pipeline.cache.records(RATIONALE_STORE), prompt_of,
+                                   titles=dataset.item_titles, history_of=set)
     history = tuple(int(i) for i in items)
     row = generator([history], progress=progress, description="Student rationale")[history]
     return rationale_view(row, "student")

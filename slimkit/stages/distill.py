@@ -27,7 +27,7 @@ from __future__ import annotations
 import random
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,8 @@ RATIONALE_STORE = "rationales"
 
 GENERATION_ONLY_FIELDS = frozenset(
     {"backend", "max_new_tokens", "gen_batch_size", "precision", "gen_workers", "num_users",
-     "quality_users", "device", "adapter"}
+     "quality_users", "device", "adapter", "repetition_penalty", "no_repeat_ngram_size",
+     "constrain_items", "constrain_max_items"}
 )
 """Student parameters that do not change the trained adapter."""
 
@@ -98,8 +99,14 @@ class RationaleGenerator:
     store when written before, else generated and stored one by one as each finishes."""
 
     def __init__(self, student: Any, store: Any, prompt_of: Callable[[Any], list[dict[str, str]]],
-                 *, adapter: bool = True):
+                 *, adapter: bool = True, titles: Sequence[str] | None = None,
+                 history_of: Callable[[Any], Collection[int]] | None = None):
         self.student = student
+        # student.constrain_items: step 3 names only catalogue ``titles`` outside history_of(who)
+        self.constrain = bool(getattr(student, "constrain_items", False)) and titles is not None \
+            and history_of is not None
+        self.titles = titles
+        self.history_of = history_of
         self.adapter = adapter
         self.store = store
         self.prompt_of = prompt_of
@@ -108,10 +115,13 @@ class RationaleGenerator:
         self.stats: list[dict[str, Any]] = []
 
     def record_key(self, who: Any) -> str:
-        """Store key: base model, adapter, the prompt as the model reads it, decoding."""
-        return hash_key("student-rationale", self.student.identity(self.adapter),
-                        self.student.prompt_text(self.prompt_of(who)),
-                        self.student.generation_params())
+        """Store key: base model, adapter, the prompt as the model reads it, decoding (and,
+        when step 3 is constrained, the items it may not name)."""
+        parts = [self.student.identity(self.adapter), self.student.prompt_text(self.prompt_of(who)),
+                 self.student.generation_params()]
+        if self.constrain:
+            parts.append(sorted(int(i) for i in self.history_of(who)))
+        return hash_key("student-rationale", *parts)
 
     def __call__(self, users: Sequence[Any], *, progress: bool, description: str) -> dict[Any, dict]:
         out: dict[Any, dict] = {}
@@ -136,8 +146,14 @@ class RationaleGenerator:
         if progress:
             stderr_console().print(f"{description}: {len(todo)} to generate, "
                                    f"{len(users) - len(todo)} cached")
+        extra: dict[str, Any] = {}
+        if self.constrain:
+            from slimkit.llm.constraints import ItemConstraint
+
+            extra["item_constraint"] = ItemConstraint(
+                titles=self.titles, banned=[set(self.history_of(u)) for u in todo])
         stats = self.student.generate(prompts, on_done=on_done, progress=progress,
-                                      description=description, adapter=self.adapter)
+                                      description=description, adapter=self.adapter, **extra)
         self.stats.append({"what": description, **stats})
         self.generated += len(todo)
         return out
@@ -240,8 +256,13 @@ def distill(spec: Any, dataset: Any, teacher_records: Sequence[dict[str, Any]], 
     if progress:
         stderr_console().print(f"Loading the student model {params.model} ...")
     student.load()
-    generator = RationaleGenerator(student, records(RATIONALE_STORE), prompt_of)
-    base_generator = RationaleGenerator(student, records(RATIONALE_STORE), prompt_of, adapter=False)
+    def history_of(user: int) -> set[int]:
+        return {int(i) for i in dataset.train_items(user)}
+
+    generator = RationaleGenerator(student, records(RATIONALE_STORE), prompt_of,
+                                   titles=dataset.item_titles, history_of=history_of)
+    base_generator = RationaleGenerator(student, records(RATIONALE_STORE), prompt_of, adapter=False,
+                                        titles=dataset.item_titles, history_of=history_of)
     eval_users = [int(r["user_index"]) for r in eval_records]
 
     # The base student on the held-out users, for the quality report (with vLLM the base

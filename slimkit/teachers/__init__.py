@@ -86,6 +86,17 @@ class LocalTeacherParams(TeacherParams):
     max_malformed_retries: int = Field(
         1, ge=0, description="Ask again this often when a response lacks the three steps."
     )
+    repetition_penalty: float = Field(
+        1.2, gt=0, description="Penalty on tokens already written (tiny models loop without it)."
+    )
+    no_repeat_ngram_size: Optional[int] = Field(
+        None, ge=1, description="No word-piece n-gram of this size twice in one answer (empty: allowed)."
+    )
+    constrain_items: bool = Field(
+        False, description="Step 3 may name only catalogue titles the user has not seen (a "
+        "token trie over the catalogue; titles separated by '; '), instead of invented ones."
+    )
+    constrain_max_items: int = Field(3, ge=1, description="Titles step 3 names under constrain_items.")
 
 
 LOCAL = Component(

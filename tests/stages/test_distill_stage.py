@@ -94,6 +94,29 @@ def test_stage_trains_writes_every_user_and_is_cached(tmp_path, tiny_model_dir):
     assert [json.loads(x) for x in (rerun.path / "rationales.jsonl").read_text().splitlines()] == rows
 
 
+def test_constrained_and_anti_repetition_generation_reuses_the_adapter(tmp_path, tiny_model_dir):
+    """Generation settings do not train again but are new rationales; a constrained step 3
+    names no history item (the trie guarantee itself: tests/llm/test_constraints.py)."""
+    from slimkit.pipeline import Pipeline
+
+    cache = StageCache(tmp_path / "cache")
+    raw = make_raw(tmp_path, tiny_model_dir)  # writes the data files once
+    free = Pipeline(validate_spec(raw), cache, progress=False).run("distill")
+    raw["student"].update(constrain_items=True, max_new_tokens=40, repetition_penalty=1.3,
+                          no_repeat_ngram_size=3)
+    spec = validate_spec(raw)
+    pipeline = Pipeline(spec, cache, progress=False)
+    constrained = pipeline.run("distill")
+    assert constrained.summary["adapter"] == "restored"  # not trained again
+    # every rationale is new, the base student's too (it decodes under the same settings)
+    assert constrained.summary["generated"] == 34 and constrained.summary["cached"] == 0
+    dataset = pipeline.dataset()
+    for row in (json.loads(x) for x in (constrained.path / "rationales.jsonl").read_text().splitlines()):
+        seen = {dataset.item_ids[int(i)] for i in dataset.train_items(row["user_index"])}
+        assert not set(row["named_items"]) & seen
+    assert free.key != constrained.key
+
+
 def test_a_given_adapter_skips_training_and_is_reused(tmp_path, tiny_model_dir, monkeypatch):
     from slimkit.pipeline import Pipeline
     from slimkit.students.hf_lora import HFLoraStudent
