@@ -11,7 +11,7 @@ from slimkit.artifacts.vectors import select_rationale_vectors
 from slimkit.encoders.cached import RECORD_NAMESPACE
 from slimkit.errors import StageMissingError
 from slimkit.factories import build_student, cached_text_encoder, prompt_template
-from slimkit.prompts.history import item_texts
+from slimkit.prompts.history import item_texts, render_with_facts
 from slimkit.rationale import parse_steps
 from slimkit.stages.distill import ADAPTER_FOLDER, RATIONALE_STORE, RationaleGenerator
 
@@ -31,8 +31,8 @@ def write_rationale(pipeline: Any, items: Sequence[int], *, progress: bool = Fal
     dataset = pipeline.dataset()
 
     def prompt_of(history: tuple[int, ...]) -> list[dict[str, str]]:
-        return template.render(item_texts(dataset, history, spec.prompt.max_items,
-                                          spec.prompt.max_item_chars))
+        return render_with_facts(template, item_texts(dataset, history, spec.prompt.max_items,
+                                                      spec.prompt.max_item_chars), dataset, history)
 
     student = build_student(spec.student)
     student.load()
