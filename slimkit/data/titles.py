@@ -17,14 +17,16 @@ import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-_BRACKETS = re.compile(r"\s*[(\[][^)\]]*[)\]]")
+_BRACKETS = re.compile(r"\s*[(\[][^)\]]*(?:[)\]]|$)")  # an unclosed "(1994" at the end too
 _YEAR = re.compile(r"\s*\(\s*\d{4}(?:\s*-\s*\d{0,4})?\s*\)")
 _TRAILING_ARTICLE = re.compile(
     r"^(.*?),\s*(the|a|an|les|la|le|l'|il|el|das|der|die|los|las)$", re.IGNORECASE
 )
 _LEADING_ARTICLE = re.compile(r"^(the|a|an)\s+", re.IGNORECASE)
 _NON_WORD = re.compile(r"[^0-9a-z]+")
-_WORD_SPAN = re.compile(r"[0-9A-Za-z\u00C0-\u024F][0-9A-Za-z\u00C0-\u024F'’]*")
+_WORD_SPAN = re.compile(r"[0-9A-Za-z\u00C0-\u024F][0-9A-Za-z\u00C0-\u024F'’]*|&")
+# What may follow a title in text and still belong to it: ", The" and "(1999)".
+_TITLE_TAIL = re.compile(r"(?:,\s*(?:the|a|an)\b)?(?:\s*\([^()]*\)?)*", re.IGNORECASE)
 
 FUZZY_CUTOFF = 88.0
 """Smallest rapidfuzz ratio (0-100) at which a misspelled name still resolves."""
@@ -126,9 +128,9 @@ class TitleIndex:
         key = title_key(name)
         if not key:
             return None
-        found = self.by_key.get(key) or self.by_key.get(title_key(name, keep_brackets=True))
+        found = self.by_key.get(title_key(name, keep_brackets=True)) or self.by_key.get(key)
         if found:
-            return found[0]
+            return self._by_year(found, name)
         if len(key) < MIN_FUZZY_CHARS:
             return None
         from rapidfuzz import fuzz, process
@@ -141,6 +143,15 @@ class TitleIndex:
             return head[0] if head else None
         return None
 
+    def _by_year(self, items: list[int], name: str) -> int:
+        """Of equal titles ("Hamlet (1990)", "Hamlet (1996)"), the one with the name's year."""
+        years = re.findall(r"\((\d{4})\)", name)
+        if len(items) > 1 and years:
+            for item in items:
+                if f"({years[-1]})" in self.titles[item]:
+                    return item
+        return items[0]
+
     def find_spans(self, text: str, *, min_single_word: int = 4) -> list[tuple[int, int, int]]:
         """``(item, start, end)`` of every title that occurs in ``text`` as whole words
         (exact keys, longest first, not overlapping), in text order. A one-word title counts
@@ -150,8 +161,11 @@ class TitleIndex:
         def accept(key: str, first: str, n: int) -> bool:
             return n > 1 or (len(key) >= min_single_word and first[:1].isupper())
 
-        return [(items[0], start, end) for items, start, end
-                in scan_words(text, self.by_key, self.longest, accept)]
+        out = []
+        for items, start, end in scan_words(text, self.by_key, self.longest, accept):
+            end += _TITLE_TAIL.match(str(text), end).end() - end  # ", The (1996)" is the title's
+            out.append((self._by_year(items, str(text)[start:end]), start, end))
+        return out
 
     def find(self, text: str, *, min_single_word: int = 4) -> list[int]:
         """Items whose titles occur in ``text`` (see :meth:`find_spans`), each once."""

@@ -8,13 +8,15 @@ rationales (teacher, base student, fine-tuned student), from the data alone:
 * step 2: ``category_precision`` (named categories/brands that occur in the user's own
   training items' texts, over all named categories) and ``category_recall`` (mean share
   of the user's top categories that step 2 names);
-* step 3: ``resolution_share`` (named items that resolve to catalogue items, over all
-  names in step 3), ``in_history_share`` (resolved items the user has already seen),
+* step 3: ``resolution_share`` (names that resolve to catalogue items, over all names in
+  step 3: items, categories and unknown names), ``hallucination_rate`` (names that
+  resolve to nothing, neither a catalogue title nor a known category/brand, over the
+  same), ``in_history_share`` (resolved items the user has already seen),
   ``names_item_share`` (rationales whose step 3 names at least one catalogue item) and
   ``hit_rate`` (the user's test item is among the step-3 items: the rationale's own
   hit rate);
-* ``hallucination_rate``: names in steps 2 and 3 that resolve to nothing (neither a
-  catalogue title nor a known category/brand), over all names there;
+* ``step2_unknown_rate``: names in step 2 that are no known category/brand nor title
+  ("Thrillery", "Actor John Cadey"), over all names in step 2;
 * repetition: ``distinct_2`` (distinct word bigrams over bigrams, mean per rationale)
   and ``repeated_sentence_rate`` (sentences that repeat an earlier one of the same
   rationale);
@@ -193,6 +195,7 @@ class Grounder:
             "step2_top": len(top),
             "step2_unresolved": step2.unresolved,
             "step3_items": step3.items,
+            "step3_categories": len(step3.categories),
             "step3_in_history": sum(i in facts.history_items for i in step3.items),
             "step3_unresolved": step3.unresolved,
             "step3_hit": int(self.dataset.test_target(user)) in step3.items,
@@ -238,6 +241,7 @@ def summarize(checks: Mapping[int, dict[str, Any]], texts: Mapping[int, str]) ->
     unresolved2 = sum(len(c["step2_unresolved"]) for c in formed)
     items3 = sum(len(c["step3_items"]) for c in formed)
     unresolved3 = sum(len(c["step3_unresolved"]) for c in formed)
+    named3 = items3 + unresolved3 + sum(c["step3_categories"] for c in formed)
     recalls = [c["step2_top_named"] / c["step2_top"] for c in formed if c["step2_top"]]
     distinct = [d for d in (distinct_n(t) for t in texts.values()) if d is not None]
     repeats = [r for r in (repeated_sentence_rate(t) for t in texts.values()) if r is not None]
@@ -247,10 +251,11 @@ def summarize(checks: Mapping[int, dict[str, Any]], texts: Mapping[int, str]) ->
         "reach_step3": _ratio(len(formed), len(checks)),
         "category_precision": _ratio(sum(c["step2_in_history"] for c in formed), named2),
         "category_recall": sum(recalls) / len(recalls) if recalls else None,
-        "resolution_share": _ratio(items3, items3 + unresolved3),
+        "step2_unknown_rate": _ratio(unresolved2, named2 + unresolved2),
+        "resolution_share": _ratio(items3, named3),
         "in_history_share": _ratio(sum(c["step3_in_history"] for c in formed), items3),
         "names_item_share": _ratio(sum(bool(c["step3_items"]) for c in formed), len(checks)),
-        "hallucination_rate": _ratio(unresolved2 + unresolved3, named2 + unresolved2 + items3 + unresolved3),
+        "hallucination_rate": _ratio(unresolved3, named3),
         "hit_rate": _ratio(sum(c["step3_hit"] for c in formed), len(checks)),
         "distinct_2": sum(distinct) / len(distinct) if distinct else None,
         "repeated_sentence_rate": sum(repeats) / len(repeats) if repeats else None,
@@ -281,7 +286,8 @@ GROUNDING_ROWS = (
     ("resolution_share", "step 3: names resolved", True),
     ("names_item_share", "step 3: names a catalogue item", True),
     ("in_history_share", "step 3: already in history", True),
-    ("hallucination_rate", "hallucination (steps 2-3)", True),
+    ("hallucination_rate", "step 3: hallucinated names", True),
+    ("step2_unknown_rate", "step 2: unknown names", True),
     ("hit_rate", "rationale hit rate (test item named)", True),
     ("distinct_2", "distinct-2", False),
     ("repeated_sentence_rate", "repeated sentences", True),

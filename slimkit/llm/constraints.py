@@ -3,8 +3,8 @@
 A small model asked for "specific items" invents titles or repeats the history. With
 the constraint, once a row has written the step-3 marker (``"Step 3:"``), every next
 token must continue a catalogue title from a token trie, titles are separated by
-``"; "``, and after ``max_items`` titles (or a line break or the end of sequence at a
-title boundary) the row ends. A title is open to a row only if it is not in that row's
+``"; "``, and after ``max_items`` titles (fewer only when the token budget would cut the
+next one) the row ends. A title is open to a row only if it is not in that row's
 banned set (its history, and the titles it has named already), so a finished step 3
 names only catalogue items outside the history, whatever the model prefers.
 
@@ -64,6 +64,7 @@ class TitleTrie:
                 node = node.children.setdefault(int(token), _Node(depth=node.depth + 1))
                 node.items.append(item)
             node.ends.append(item)
+        self.shortest = min(self.length.values(), default=0)  # tokens of the shortest title
         self.separator = tokenizer.encode(SEPARATOR, add_special_tokens=False)
         newline = tokenizer.encode("\n", add_special_tokens=False)
         self.newline = newline[-1] if newline else None
@@ -137,11 +138,15 @@ class TitleTrie:
                 allowed = [t for t, child in node.children.items()
                            if self._open(b, child, None if left is None else left - 1)]
                 if node is not trie.root and self._ends(b, node) is not None:
-                    if len(self.named[b]) + 1 < max_items and trie.separator:
+                    # after this title: another one while fewer than max_items are named and
+                    # one more still fits in the budget, else the end
+                    room = left is None or left - 1 - len(trie.separator) > trie.shortest
+                    if len(self.named[b]) + 1 < max_items and trie.separator and room:
                         allowed.append(trie.separator[0])
-                    allowed.append(trie.eos)
-                    if trie.newline is not None:
-                        allowed.append(trie.newline)
+                    else:
+                        allowed.append(trie.eos)
+                        if trie.newline is not None:
+                            allowed.append(trie.newline)
                 return allowed or [trie.eos]  # nothing left to name: end
 
             def __call__(self, input_ids, scores):  # (B, T), (B, V)

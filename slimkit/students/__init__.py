@@ -63,7 +63,8 @@ class HFLoraStudentParams(StudentParams):
         "titles separated by '; '. Transformers backend."
     )
     constrain_max_items: int = Field(
-        3, ge=1, description="Titles step 3 names under constrain_items."
+        3, ge=1, description="Titles step 3 names under constrain_items (fewer only when "
+        "max_new_tokens would cut the next one)."
     )
     gen_batch_size: int = Field(16, ge=1, description="Prompts decoded together.")
     gen_workers: Optional[int] = Field(

@@ -49,7 +49,7 @@ def test_check_names_categories_items_and_inventions(grounder):
     assert c["step2_unresolved"] == ["Thrillery", "Actor John Cadey"]
     assert c["step3_items"] == [1, 4, 7]
     assert c["step3_in_history"] == 1  # The Matrix
-    assert c["step3_unresolved"] == ["Blade Runner"]
+    assert c["step3_unresolved"] == ["Blade Runner"] and c["step3_categories"] == 0
     assert c["step3_hit"] is True  # Alien is user 0's test item
 
 
@@ -65,7 +65,8 @@ def test_metrics_aggregate_known_answers(grounder):
     assert m["category_recall"] == pytest.approx(1 / 3)
     assert m["resolution_share"] == pytest.approx(3 / 4)
     assert m["in_history_share"] == 0.0
-    assert m["hallucination_rate"] == pytest.approx(1 / 9)  # 5 categories + 3 items + 1 unknown
+    assert m["hallucination_rate"] == pytest.approx(1 / 4)  # "Nowhere Film"
+    assert m["step2_unknown_rate"] == 0.0
     assert m["hit_rate"] == 0.5
     assert m["names_item_share"] == 1.0
     assert m["identical_share"] == 0.5
@@ -104,3 +105,9 @@ def test_collapse_counts_identical_and_near_identical_rationales():
                 "Mostly dramas from the 1950s."]
     assert collapse_warning(collapse(distinct)) is None  # 25 % each, but nobody shares one
     assert collapse_warning(collapse(distinct * 2)) is not None
+
+
+def test_categories_in_step3_are_names_but_neither_items_nor_inventions(grounder):
+    m = grounder.metrics({0: "Step 1: x\nStep 2: Action\nStep 3: Action, Horror; Alien; Actor John Cadey"})
+    assert m["resolution_share"] == pytest.approx(1 / 4)  # Alien, out of 4 names
+    assert m["hallucination_rate"] == pytest.approx(1 / 4)  # Actor John Cadey

@@ -54,6 +54,8 @@ def test_step3_names_only_unseen_catalogue_titles(tiny, temperature, budget):
                 assert name in CATALOGUE, f"not a catalogue title: {name!r} in {text!r}"
                 assert CATALOGUE.index(name) not in histories[index], f"history item named: {text!r}"
             assert text.rstrip().endswith(names[-1])  # no cut title after the last one
+            if budget == 200:  # room for all: exactly max_items (fewer when few are left)
+                assert len(names) == min(3, len(CATALOGUE) - 1 - len(histories[index]))
 
 
 def test_without_the_marker_nothing_is_constrained_and_an_exhausted_catalogue_ends(tiny):
