@@ -138,7 +138,8 @@ def generate(
     top_p: float = 1.0,
     seed: int | None = None,
     repetition_penalty: float | None = None,
-    no_repeat_ngram_size: int | None = None,
+    answer_repetition_penalty: float | None = None,
+    answer_no_repeat_ngram_size: int | None = None,
     logits_processor: ProcessorFactory | None = None,
     constraint: RowProcessorFactory | None = None,
     on_done: OnDone | None = None,
@@ -148,8 +149,9 @@ def generate(
     """Decode ``prompts`` (token ids) in batches; returns counts and tokens/s.
 
     Greedy unless ``temperature`` > 0 (then sampling with ``top_p``, torch reseeded with
-    ``seed`` before each batch when given). ``repetition_penalty`` and
-    ``no_repeat_ngram_size`` are transformers' own; ``logits_processor`` then
+    ``seed`` before each batch when given). ``repetition_penalty`` is transformers' own
+    (prompt included); ``answer_repetition_penalty`` and ``answer_no_repeat_ngram_size``
+    look at the answer only (:mod:`slimkit.llm.repetition`); ``logits_processor`` then
     ``constraint`` run after them (see :mod:`slimkit.llm.constraints`). ``on_done(Completion)`` is called once per
     finished prompt, from the thread that decoded it, one call at a time. See the module
     docstring for batching, workers and Ctrl-C.
@@ -176,8 +178,6 @@ def generate(
         options.update(temperature=temperature, top_p=top_p)
     if repetition_penalty is not None:
         options["repetition_penalty"] = repetition_penalty
-    if no_repeat_ngram_size:
-        options["no_repeat_ngram_size"] = no_repeat_ngram_size
     todo: queue.Queue = queue.Queue()  # batches left for the worker threads
     halt = threading.Event()  # Ctrl-C or a worker's error: every worker stops
     lock = threading.Lock()  # on_done, counters, the bar and the tokenizer: one at a time
@@ -195,6 +195,11 @@ def generate(
         ids, mask = left_pad([prompts[i] for i in batch], pad_id)  # (B, T)
         extra: dict[str, Any] = {}
         processors = []
+        if answer_repetition_penalty or answer_no_repeat_ngram_size:
+            from slimkit.llm.repetition import answer_repetition
+
+            processors.append(answer_repetition(ids.shape[1], answer_repetition_penalty,
+                                                answer_no_repeat_ngram_size))
         if logits_processor is not None:
             processors.append(logits_processor(len(batch), ids.shape[1]))
         if constraint is not None:

@@ -49,13 +49,14 @@ class HFLoraStudentParams(StudentParams):
     )
     max_new_tokens: int = Field(64, ge=1, description="Maximum new tokens per generated rationale.")
     repetition_penalty: Optional[float] = Field(
-        None, gt=0, description="Penalty on tokens already written (transformers' "
-        "repetition_penalty; e.g. 1.3 against a student that says one sentence three times; "
-        "empty: none). Transformers backend."
+        None, gt=0, description="Penalty on tokens already in the rationale (as transformers' "
+        "repetition_penalty, but the prompt's tokens are not penalised: the prompt names the "
+        "steps); e.g. 1.3 against a student that says one sentence three times; empty: none. "
+        "Transformers backend."
     )
     no_repeat_ngram_size: Optional[int] = Field(
-        None, ge=1, description="No word-piece n-gram of this size twice in one rationale "
-        "(e.g. 4; empty: allowed). Transformers backend."
+        None, ge=1, description="No token n-gram of this size twice in one rationale (the "
+        "prompt not counted; e.g. 4; empty: allowed). Transformers backend."
     )
     constrain_items: bool = Field(
         False, description="Step 3 may name only catalogue titles the user has not seen: after "

@@ -90,7 +90,8 @@ class LocalTeacherParams(TeacherParams):
         1.2, gt=0, description="Penalty on tokens already written (tiny models loop without it)."
     )
     no_repeat_ngram_size: Optional[int] = Field(
-        None, ge=1, description="No word-piece n-gram of this size twice in one answer (empty: allowed)."
+        None, ge=1, description="No token n-gram of this size twice in one answer (the prompt "
+        "not counted; empty: allowed)."
     )
     constrain_items: bool = Field(
         False, description="Step 3 may name only catalogue titles the user has not seen (a "

@@ -267,7 +267,7 @@ class LocalTeacher(ChatTeacher):
             top_p=TOP_P,
             seed=sampling.get("seed"),
             repetition_penalty=self.repetition_penalty,
-            no_repeat_ngram_size=self.no_repeat_ngram_size,
+            answer_no_repeat_ngram_size=self.no_repeat_ngram_size,
             logits_processor=processor,
             constraint=constraint,
             on_done=on_done,
