@@ -62,6 +62,7 @@ class UserFacts:
     candidate_items: list[str]  # titles of unseen items that co-occur with the history
     history_categories: set[str]  # every category of the training items
     history_items: set[int]  # item indices of the training items
+    candidates: list[int] = ()  # item indices of candidate_items, same order
 
 
 class CatalogueFacts:
@@ -90,6 +91,17 @@ class CatalogueFacts:
             self._cooccurrence = co
         return self._cooccurrence
 
+    def banned_items(self, user: int, candidates: int | None = None, history: Any = None) -> set[int]:
+        """Items a constrained step 3 may not name: the user's training items, and with
+        ``candidates`` every item but the user's ``candidates`` co-occurrence candidates."""
+        items = {int(i) for i in (self.dataset.train_items(user) if history is None else history)}
+        if not candidates:
+            return items
+        keep = set(self.user_facts(user, top=0, recent=0, candidates=candidates, history=history).candidates)
+        if not keep:  # no co-occurrence at all: any unseen item
+            return items
+        return set(range(1, self.dataset.num_items + 1)) - keep
+
     def title(self, item: int) -> str:
         return str(self.dataset.item_titles[item] or self.dataset.item_ids[item])
 
@@ -112,4 +124,5 @@ class CatalogueFacts:
             candidate_items=[self.title(i) for i in ranked[:candidates]],
             history_categories=set(counts),
             history_items=seen,
+            candidates=ranked[:candidates],
         )

@@ -60,6 +60,16 @@ def chat_prompt(tokenizer: Any, messages: Sequence[Mapping[str, str]], *, strip:
     return "\n\n".join(m["content"].strip() if strip else m["content"] for m in messages) + "\n\n"
 
 
+def step_marker_tokens(tokenizer: Any) -> list[int]:
+    """Tokens of the step markers ("Step 1:" ... on a new line or not): every three-step
+    answer repeats them, so repetition rules spare them."""
+    ids: set[int] = set()
+    for number in (1, 2, 3):
+        for text in (f"Step {number}:", f"\nStep {number}:", f" Step {number}:"):
+            ids.update(int(t) for t in tokenizer.encode(text, add_special_tokens=False))
+    return sorted(ids)
+
+
 def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     """Indices grouped into batches of similar length (longest first: fail fast on memory)."""
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
@@ -140,6 +150,7 @@ def generate(
     repetition_penalty: float | None = None,
     answer_repetition_penalty: float | None = None,
     answer_no_repeat_ngram_size: int | None = None,
+    repetition_exempt: Sequence[int] = (),
     logits_processor: ProcessorFactory | None = None,
     constraint: RowProcessorFactory | None = None,
     on_done: OnDone | None = None,
@@ -151,7 +162,7 @@ def generate(
     Greedy unless ``temperature`` > 0 (then sampling with ``top_p``, torch reseeded with
     ``seed`` before each batch when given). ``repetition_penalty`` is transformers' own
     (prompt included); ``answer_repetition_penalty`` and ``answer_no_repeat_ngram_size``
-    look at the answer only (:mod:`slimkit.llm.repetition`); ``logits_processor`` then
+    look at the answer only, ``repetition_exempt`` tokens spared (:mod:`slimkit.llm.repetition`); ``logits_processor`` then
     ``constraint`` run after them (see :mod:`slimkit.llm.constraints`). ``on_done(Completion)`` is called once per
     finished prompt, from the thread that decoded it, one call at a time. See the module
     docstring for batching, workers and Ctrl-C.
@@ -199,7 +210,7 @@ def generate(
             from slimkit.llm.repetition import answer_repetition
 
             processors.append(answer_repetition(ids.shape[1], answer_repetition_penalty,
-                                                answer_no_repeat_ngram_size))
+                                                answer_no_repeat_ngram_size, repetition_exempt))
         if logits_processor is not None:
             processors.append(logits_processor(len(batch), ids.shape[1]))
         if constraint is not None:

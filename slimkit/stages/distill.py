@@ -50,7 +50,7 @@ RATIONALE_STORE = "rationales"
 GENERATION_ONLY_FIELDS = frozenset(
     {"backend", "max_new_tokens", "gen_batch_size", "precision", "gen_workers", "num_users",
      "quality_users", "device", "adapter", "repetition_penalty", "no_repeat_ngram_size",
-     "constrain_items", "constrain_max_items"}
+     "constrain_items", "constrain_max_items", "constrain_candidates"}
 )
 """Student parameters that do not change the trained adapter."""
 
@@ -256,8 +256,10 @@ def distill(spec: Any, dataset: Any, teacher_records: Sequence[dict[str, Any]], 
     if progress:
         stderr_console().print(f"Loading the student model {params.model} ...")
     student.load()
-    def history_of(user: int) -> set[int]:
-        return {int(i) for i in dataset.train_items(user)}
+    from slimkit.prompts.history import catalogue_facts
+
+    def history_of(user: int) -> set[int]:  # what a constrained step 3 may not name
+        return catalogue_facts(dataset).banned_items(user, getattr(params, "constrain_candidates", None))
 
     generator = RationaleGenerator(student, records(RATIONALE_STORE), prompt_of,
                                    titles=dataset.item_titles, history_of=history_of)

@@ -63,6 +63,11 @@ class HFLoraStudentParams(StudentParams):
         "'Step 3:' every token must continue such a title (a token trie over the catalogue), "
         "titles separated by '; '. Transformers backend."
     )
+    constrain_candidates: Optional[int] = Field(
+        None, ge=1, description="Under constrain_items, step 3 chooses among the user's N "
+        "co-occurrence candidates (unseen items other users' training sequences put next to "
+        "the user's latest items) instead of the whole catalogue; empty: any unseen title."
+    )
     constrain_max_items: int = Field(
         3, ge=1, description="Titles step 3 names under constrain_items (fewer only when "
         "max_new_tokens would cut the next one)."

@@ -97,6 +97,10 @@ class LocalTeacherParams(TeacherParams):
         False, description="Step 3 may name only catalogue titles the user has not seen (a "
         "token trie over the catalogue; titles separated by '; '), instead of invented ones."
     )
+    constrain_candidates: Optional[int] = Field(
+        None, ge=1, description="Under constrain_items, step 3 chooses among the user's N "
+        "co-occurrence candidates instead of the whole catalogue (empty: any unseen title)."
+    )
     constrain_max_items: int = Field(
         3, ge=1, description="Titles step 3 names under constrain_items (fewer only when the "
         "token budget would cut the next one)."

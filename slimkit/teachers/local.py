@@ -61,6 +61,7 @@ class LocalTeacher(ChatTeacher):
         no_repeat_ngram_size: int | None = None,
         constrain_items: bool = False,
         constrain_max_items: int = 3,
+        constrain_candidates: int | None = None,
     ):
         super().__init__(temperature=temperature, max_tokens=max_new_tokens,
                          max_malformed_retries=max_malformed_retries)
@@ -77,6 +78,7 @@ class LocalTeacher(ChatTeacher):
         self.no_repeat_ngram_size = no_repeat_ngram_size
         self.constrain_items = constrain_items
         self.constrain_max_items = constrain_max_items
+        self.constrain_candidates = constrain_candidates
         self._title_trie = None  # built on the first constrained round
         self.model = None  # the loaded model, its tokenizer and the decoding copy
         self.tokenizer = None
@@ -112,6 +114,8 @@ class LocalTeacher(ChatTeacher):
             params["no_repeat_ngram_size"] = self.no_repeat_ngram_size
         if self.constrain_items:
             params["constrain_items"] = self.constrain_max_items
+            if self.constrain_candidates:
+                params["constrain_candidates"] = self.constrain_candidates
         return params
 
     # -- the model ------------------------------------------------------------------------
@@ -205,7 +209,7 @@ class LocalTeacher(ChatTeacher):
 
     def _decode(self, asks, attempt: int, ctx: TeachContext, settle, retry: list) -> None:
         """Decode one round's prompts; every answer is cached and settled as it finishes."""
-        from slimkit.llm.generate import generate
+        from slimkit.llm.generate import generate, step_marker_tokens
 
         sampling = self.sampling(attempt)
         prompts = [self.prompt_ids(job.messages) for job, _ in asks]
@@ -229,12 +233,14 @@ class LocalTeacher(ChatTeacher):
         constraint = None
         if self.constrain_items:
             from slimkit.llm.constraints import ItemConstraint, TitleTrie, constraint_factory
+            from slimkit.prompts.history import catalogue_facts
 
             if self._title_trie is None:
                 self._title_trie = TitleTrie(self.tokenizer, ctx.dataset.item_titles)
+            facts = catalogue_facts(ctx.dataset)
             constraint = constraint_factory(self._title_trie, ItemConstraint(
                 titles=ctx.dataset.item_titles,
-                banned=[{int(i) for i in ctx.dataset.train_items(job.user_index)} for job, _ in asks],
+                banned=[facts.banned_items(job.user_index, self.constrain_candidates) for job, _ in asks],
                 max_items=self.constrain_max_items, marker=marker, max_new_tokens=limit))
         started = time.perf_counter()
 
@@ -268,6 +274,7 @@ class LocalTeacher(ChatTeacher):
             seed=sampling.get("seed"),
             repetition_penalty=self.repetition_penalty,
             answer_no_repeat_ngram_size=self.no_repeat_ngram_size,
+            repetition_exempt=step_marker_tokens(self.tokenizer) if self.no_repeat_ngram_size else (),
             logits_processor=processor,
             constraint=constraint,
             on_done=on_done,

@@ -85,6 +85,12 @@ def test_grounded_templates_get_the_users_facts_from_the_data():
         assert "Fargo (1996); Babe (1995)." in text
         assert "Evita" not in text  # a test target of both: in nobody's training items
         assert "{" not in text
+    # a constrained step 3 with candidates may name only them; without, anything unseen
+    from slimkit.prompts.history import catalogue_facts
+
+    facts = catalogue_facts(dataset)
+    assert facts.banned_items(0) == {1, 2}
+    assert facts.banned_items(0, candidates=1) == {1, 2, 4, 5}  # only Fargo is left open
 
 
 def test_plain_templates_render_without_facts():

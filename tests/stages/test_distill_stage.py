@@ -210,7 +210,7 @@ def test_cli_json_reports_quality(tmp_path, tiny_model_dir, capsys):
     assert _cli(["distill", "-c", str(config)]) == 0
     text = capsys.readouterr().out
     assert "Distillation quality" in text and "fine-tuned" in text
-    assert "Grounding of the rationales" in text and "hallucination" in text
+    assert "Grounding of the rationales" in text and "hallucinated names" in text
 
 
 def _records(cache_dir: Path) -> int:

@@ -58,6 +58,7 @@ class HFLoraStudent:
         no_repeat_ngram_size: int | None = None,
         constrain_items: bool = False,
         constrain_max_items: int = 3,
+        constrain_candidates: int | None = None,
         **extra: Any,
     ):
         if extra:
@@ -95,6 +96,7 @@ class HFLoraStudent:
         self.no_repeat_ngram_size = no_repeat_ngram_size
         self.constrain_items = constrain_items
         self.constrain_max_items = constrain_max_items
+        self.constrain_candidates = constrain_candidates
         self._title_trie = None  # (titles, TitleTrie), built on the first constrained run
         self._gen_model = None  # the (maybe bf16 or int8) copy generation runs on
         self._vllm = None  # the vLLM engine, created on first use
@@ -253,6 +255,8 @@ class HFLoraStudent:
             params["no_repeat_ngram_size"] = self.no_repeat_ngram_size
         if self.constrain_items:
             params["constrain_items"] = self.constrain_max_items
+            if self.constrain_candidates:
+                params["constrain_candidates"] = self.constrain_candidates
         return params
 
     def resolved_precision(self) -> str:
@@ -316,7 +320,7 @@ class HFLoraStudent:
                                        description=description, adapter=adapter)
         if not adapter and (self._is_peft() or self._merged):
             raise RuntimeError("the transformers backend generates base rationales before training")
-        from slimkit.llm.generate import generate
+        from slimkit.llm.generate import generate, step_marker_tokens
 
         def report(done) -> None:
             if on_done is not None:
@@ -333,6 +337,8 @@ class HFLoraStudent:
                 order="length",
                 answer_repetition_penalty=self.repetition_penalty,
                 answer_no_repeat_ngram_size=self.no_repeat_ngram_size,
+                repetition_exempt=(step_marker_tokens(self.tokenizer)
+                                   if self.repetition_penalty or self.no_repeat_ngram_size else ()),
                 constraint=self._constraint(item_constraint),
                 on_done=report,
                 progress=progress,
