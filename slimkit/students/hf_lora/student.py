@@ -249,10 +249,10 @@ class HFLoraStudent:
         params = {"max_new_tokens": self.max_new_tokens, "do_sample": False,
                   "quantize": self.resolved_precision()}
         # Only when set, so rationales cached before these settings existed stay valid.
-        if self.repetition_penalty is not None:
-            params["repetition_penalty"] = self.repetition_penalty
+        if self.repetition_penalty is not None:  # over the answer, step markers spared
+            params["answer_repetition_penalty"] = self.repetition_penalty
         if self.no_repeat_ngram_size:
-            params["no_repeat_ngram_size"] = self.no_repeat_ngram_size
+            params["answer_no_repeat_ngram_size"] = self.no_repeat_ngram_size
         if self.constrain_items:
             params["constrain_items"] = self.constrain_max_items
             if self.constrain_candidates:
