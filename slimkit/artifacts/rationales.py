@@ -4,7 +4,9 @@ Teach rows (one per sampled user): ``user``, ``user_index``, ``messages``, ``rat
 ``steps`` ({"1", "2", "3"} or null), ``well_formed``, ``model``, ``prompt_tokens``,
 ``completion_tokens``, ``cost_usd``, ``latency_s``, ``status`` ("done" | "failed"),
 ``error``. Distill rows (one per user): ``user``, ``user_index``, ``rationale``, ``steps``,
-``well_formed``, ``new_tokens``.
+``well_formed``, ``new_tokens``. Both may carry ``named_items``: the raw ids of the
+catalogue items step 3 names (resolved by :mod:`slimkit.evaluation.grounding`; absent in
+files written before it existed).
 """
 
 from __future__ import annotations
@@ -45,11 +47,13 @@ def steps_of(row: Mapping[str, Any]) -> dict[int, str] | None:
 
 
 def rationale_view(row: Mapping[str, Any], source: str) -> dict[str, Any]:
-    """What ``recommend`` shows of a row: source, text, steps (string keys), well_formed."""
+    """What ``recommend`` shows of a row: source, text, steps (string keys), well_formed,
+    named_items (raw ids of the step-3 items, [] when unknown)."""
     steps = steps_of(row)
     return {
         "source": source,
         "text": row.get("rationale", ""),
         "steps": {str(k): v for k, v in steps.items()} if steps else None,
         "well_formed": bool(row.get("well_formed", steps is not None)),
+        "named_items": [str(i) for i in row.get("named_items") or []],
     }

@@ -69,6 +69,13 @@ def distill_command(
     else:
         console.print("No quality report: no held-out teacher users (student.valid_share=0 "
                       "or student.quality_users=0).")
+    grounding = result.summary.get("grounding")
+    if grounding:
+        from slimkit.evaluation.grounding import grounding_table
+
+        console.print(grounding_table(grounding))
+    for warning in result.summary.get("warnings") or []:
+        console.print(f"[yellow]Warning:[/] {warning}")
     console.print(f"Rationales: {result.path / 'rationales.jsonl'}")
     console.print(f"Adapter:    {result.path / 'adapter'}")
 

@@ -104,6 +104,11 @@ def show(result: dict[str, Any]) -> None:
             f"step {item['step']}" if item["step"] else "",
         )
     console.print(table)
+    named = (rationale or {}).get("named_items") or []
+    if named:
+        shown = sum(item["step"] == 3 for item in result["items"])
+        console.print(f"[dim]The rationale's step 3 names {len(named)} catalogue item"
+                      f"{'s' if len(named) != 1 else ''}; {shown} of them in this top {result['k']}.[/]")
     masked = "excluded" if result["masked_history"] else "allowed"
     console.print(f"[dim]Items already in the history are {masked}.[/]")
 

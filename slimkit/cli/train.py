@@ -31,10 +31,11 @@ def train_command(
     from slimkit.cli._common import print_json, run_stage
     from slimkit.console import stderr_console, stdout_console
 
-    _, result = run_stage(config, overrides, "train")
+    spec, result = run_stage(config, overrides, "train")
     report = read_metrics(result.path)
     report["cached"] = result.cached
     report["path"] = str(result.path)
+    report["rationale_hit_rate"] = rationale_hit_rates(spec)
     if as_json:
         print_json(report)
         return
@@ -43,6 +44,13 @@ def train_command(
     stdout_console().print(mode_line(report))
     stdout_console().print(metrics_table(report))
     stdout_console().print(popularity_table(report))
+    rates = report["rationale_hit_rate"]
+    if rates:
+        hit = report["test"].get("hit@10")
+        stdout_console().print(
+            "The rationales' own hit rate (test item among the items step 3 names): "
+            + ", ".join(f"{who} {rate:.4f}" for who, rate in rates.items())
+            + (f"; the recommender's test hit@10 {hit:.4f}." if hit is not None else "."))
     stdout_console().print(f"[dim]model and metrics: {result.path}[/]")
 
 
@@ -54,6 +62,20 @@ def mode_line(report: dict[str, Any]) -> str:
     seconds = report.get("seconds_per_epoch")
     timing = f", {seconds:.1f} s per epoch" if seconds else ""
     return f"[dim]trained in {mode} mode ({how}){timing}[/]"
+
+
+def rationale_hit_rates(spec: Any) -> dict[str, float]:
+    """``{"teacher": r, "student": r}``: how often a user's test item is among the items
+    their rationale's step 3 names (from the distill stage's grounding; {} without it)."""
+    from slimkit.artifacts.files import read_summary
+    from slimkit.pipeline import Pipeline
+
+    folder = Pipeline(spec, progress=False).cached("distill")
+    if folder is None:
+        return {}
+    grounding = read_summary(folder).get("grounding") or {}
+    return {who: grounding[key]["hit_rate"] for who, key in (("teacher", "teacher"), ("student", "fine_tuned"))
+            if (grounding.get(key) or {}).get("hit_rate") is not None}
 
 
 def _fmt(mean: float, std: float | None) -> str:

@@ -47,6 +47,9 @@ class Completion:
 OnDone = Callable[[Completion], None]
 ProcessorFactory = Callable[[int, int], Any]
 """``(rows, prompt width) -> LogitsProcessor`` with fresh per-row state, one per batch."""
+RowProcessorFactory = Callable[[Sequence[int], int], Any]
+"""``(prompt indices of the batch, prompt width) -> LogitsProcessor``: per-prompt state,
+e.g. :func:`slimkit.llm.constraints.constraint_factory` (each row's banned items)."""
 
 
 def chat_prompt(tokenizer: Any, messages: Sequence[Mapping[str, str]], *, strip: bool = False) -> str:
@@ -55,6 +58,16 @@ def chat_prompt(tokenizer: Any, messages: Sequence[Mapping[str, str]], *, strip:
     if getattr(tokenizer, "chat_template", None):
         return tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
     return "\n\n".join(m["content"].strip() if strip else m["content"] for m in messages) + "\n\n"
+
+
+def step_marker_tokens(tokenizer: Any) -> list[int]:
+    """Tokens of the step markers ("Step 1:" ... on a new line or not): every three-step
+    answer repeats them, so repetition rules spare them."""
+    ids: set[int] = set()
+    for number in (1, 2, 3):
+        for text in (f"Step {number}:", f"\nStep {number}:", f" Step {number}:"):
+            ids.update(int(t) for t in tokenizer.encode(text, add_special_tokens=False))
+    return sorted(ids)
 
 
 def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
@@ -135,7 +148,11 @@ def generate(
     top_p: float = 1.0,
     seed: int | None = None,
     repetition_penalty: float | None = None,
+    answer_repetition_penalty: float | None = None,
+    answer_no_repeat_ngram_size: int | None = None,
+    repetition_exempt: Sequence[int] = (),
     logits_processor: ProcessorFactory | None = None,
+    constraint: RowProcessorFactory | None = None,
     on_done: OnDone | None = None,
     progress: bool = True,
     description: str = "Generating",
@@ -143,7 +160,10 @@ def generate(
     """Decode ``prompts`` (token ids) in batches; returns counts and tokens/s.
 
     Greedy unless ``temperature`` > 0 (then sampling with ``top_p``, torch reseeded with
-    ``seed`` before each batch when given). ``on_done(Completion)`` is called once per
+    ``seed`` before each batch when given). ``repetition_penalty`` is transformers' own
+    (prompt included); ``answer_repetition_penalty`` and ``answer_no_repeat_ngram_size``
+    look at the answer only, ``repetition_exempt`` tokens spared (:mod:`slimkit.llm.repetition`); ``logits_processor`` then
+    ``constraint`` run after them (see :mod:`slimkit.llm.constraints`). ``on_done(Completion)`` is called once per
     finished prompt, from the thread that decoded it, one call at a time. See the module
     docstring for batching, workers and Ctrl-C.
     """
@@ -185,8 +205,18 @@ def generate(
         nonlocal new_tokens
         ids, mask = left_pad([prompts[i] for i in batch], pad_id)  # (B, T)
         extra: dict[str, Any] = {}
+        processors = []
+        if answer_repetition_penalty or answer_no_repeat_ngram_size:
+            from slimkit.llm.repetition import answer_repetition
+
+            processors.append(answer_repetition(ids.shape[1], answer_repetition_penalty,
+                                                answer_no_repeat_ngram_size, repetition_exempt))
         if logits_processor is not None:
-            extra["logits_processor"] = LogitsProcessorList([logits_processor(len(batch), ids.shape[1])])
+            processors.append(logits_processor(len(batch), ids.shape[1]))
+        if constraint is not None:
+            processors.append(constraint(batch, ids.shape[1]))
+        if processors:
+            extra["logits_processor"] = LogitsProcessorList(processors)
         if sampling and seed is not None:
             torch.manual_seed(seed)  # one worker samples (see count below): reproducible
         with torch.inference_mode():

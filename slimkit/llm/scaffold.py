@@ -47,9 +47,10 @@ class StepScaffold:
         """Free tokens a step may take before its line is ended for it."""
         return max(8, max_new_tokens // len(SCAFFOLD))
 
-    def processor(self, batch: int, start: int, per_step: int):
+    def processor(self, batch: int, start: int, per_step: int, last_step: int | None = None):
         """A fresh logits processor for ``batch`` rows whose prompts are ``start`` tokens
-        wide (left padded)."""
+        wide (left padded); step 3 may take ``last_step`` free tokens (default ``per_step``;
+        larger when a title constraint ends the row itself)."""
         from transformers import LogitsProcessor
 
         newline, newline_id, headers, eos = self.newline, self.newline_id, self.headers, self.eos
@@ -70,7 +71,8 @@ class StepScaffold:
                         last = int(input_ids[b, -1])
                         self.count[b] += 1
                         ended = last < newline.shape[0] and bool(newline[last])
-                        if ended or self.count[b] >= per_step:
+                        limit = per_step if self.step[b] < 2 or last_step is None else last_step
+                        if ended or self.count[b] >= limit:
                             if not ended:
                                 self.queue[b].append(newline_id)
                             if self.step[b] < 2:

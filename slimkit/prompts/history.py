@@ -32,5 +32,41 @@ def user_history(dataset: Any, user: int, max_items: int, max_item_chars: int) -
 
 
 def user_messages(template: Any, dataset: Any, user: int, prompt: Any) -> list[dict[str, str]]:
-    """Chat messages of ``template`` for user index ``user`` under a spec's ``prompt`` section."""
-    return template.render(user_history(dataset, user, prompt.max_items, prompt.max_item_chars))
+    """Chat messages of ``template`` for user index ``user`` under a spec's ``prompt`` section
+    (with the user's facts when the template uses any)."""
+    history = user_history(dataset, user, prompt.max_items, prompt.max_item_chars)
+    return render_with_facts(template, history, dataset, dataset.train_items(user))
+
+
+def render_with_facts(template: Any, history: list[str], dataset: Any, items: Sequence[int]):
+    """``template.render(history)``, plus the facts of the item indices ``items`` (the
+    user's training items) when the template uses fact variables."""
+    from slimkit.prompts import FACT_VARIABLES
+
+    if not set(FACT_VARIABLES) & set(template.variables()):
+        return template.render(history)
+    return template.render(history, facts=fact_values(catalogue_facts(dataset), items))
+
+
+_FACTS: dict[int, Any] = {}
+
+
+def catalogue_facts(dataset: Any):
+    """The dataset's :class:`~slimkit.data.facts.CatalogueFacts` (computed once per dataset)."""
+    from slimkit.data.facts import CatalogueFacts
+
+    found = _FACTS.get(id(dataset))
+    if found is None or found.dataset is not dataset:
+        _FACTS.clear()  # one dataset at a time
+        found = _FACTS[id(dataset)] = CatalogueFacts(dataset)
+    return found
+
+
+def fact_values(facts: Any, items: Sequence[int]) -> dict[str, str]:
+    """Template values of the facts of a history of item indices."""
+    user = facts.user_facts(0, history=[int(i) for i in items])
+    return {
+        "top_categories": ", ".join(f"{c} ({n})" for c, n in user.top_categories) or "none known",
+        "recent_items": "; ".join(user.recent_items) or "none",
+        "candidate_items": "; ".join(user.candidate_items) or "none",
+    }

@@ -25,5 +25,7 @@ class Prompt(Protocol):
 
     def render(self, history: list[str]) -> list[dict[str, str]]:
         """Chat messages (``{"role", "content"}``) for item texts, oldest first; the last
-        message is the user's. A teacher template asks for "Step 1:", "Step 2:", "Step 3:"."""
+        message is the user's. A teacher template asks for "Step 1:", "Step 2:", "Step 3:".
+        A template that uses fact variables (``slimkit.prompts.FACT_VARIABLES``) is called
+        as ``render(history, facts={variable: text})``."""
         ...

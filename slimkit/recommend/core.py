@@ -124,13 +124,14 @@ def top_items(model: Any, dataset: Any, items: Sequence[int], model_user: int, *
     k = min(k, int((scores > float("-inf")).sum()))
     top = scores.topk(k)
     steps = (rationale or {}).get("steps")
+    named = (rationale or {}).get("named_items") or ()
     seen = set(items)
     ranked = []
     for rank, (score, item) in enumerate(zip(top.values.tolist(), top.indices.tolist()), 1):
         title = dataset.item_titles[item] or dataset.item_ids[item]
+        step = mentioning_step(title, steps, item=dataset.item_ids[item], named_items=named)
         ranked.append({"rank": rank, "item_id": dataset.item_ids[item], "title": title,
-                       "score": round(float(score), 6), "step": mentioning_step(title, steps),
-                       "in_history": item in seen})
+                       "score": round(float(score), 6), "step": step, "in_history": item in seen})
     return ranked
 
 

@@ -38,11 +38,11 @@ def user_index(dataset: Any, user: str) -> int:
 
 
 def item_indices(dataset: Any, items: Sequence[str]) -> list[int]:
-    """Item indices of raw item ids (or exact titles); unknown ones are one SlimkitError."""
-    by_title: dict[str, int] = {}
-    for index, title in enumerate(dataset.item_titles):
-        if index and title:
-            by_title.setdefault(title.strip().lower(), index)
+    """Item indices of raw item ids (or titles, as :class:`~slimkit.data.titles.TitleIndex`
+    resolves them: "The Matrix" for "Matrix, The (1999)"); unknown ones are one SlimkitError."""
+    from slimkit.data.titles import TitleIndex
+
+    titles = None
     out, problems = [], []
     for raw in items:
         raw = str(raw).strip()
@@ -53,8 +53,10 @@ def item_indices(dataset: Any, items: Sequence[str]) -> list[int]:
             continue
         except KeyError:
             pass
-        if raw.lower() in by_title:
-            out.append(by_title[raw.lower()])
+        titles = titles or TitleIndex(dataset.item_titles)
+        found = titles.resolve(raw)
+        if found is not None:
+            out.append(found)
             continue
         close = close_ids(raw, dataset.item_ids[1:], n=3)
         problems.append(

@@ -11,7 +11,7 @@ from slimkit.artifacts.vectors import select_rationale_vectors
 from slimkit.encoders.cached import RECORD_NAMESPACE
 from slimkit.errors import StageMissingError
 from slimkit.factories import build_student, cached_text_encoder, prompt_template
-from slimkit.prompts.history import item_texts
+from slimkit.prompts.history import item_texts, render_with_facts
 from slimkit.rationale import parse_steps
 from slimkit.stages.distill import ADAPTER_FOLDER, RATIONALE_STORE, RationaleGenerator
 
@@ -33,15 +33,15 @@ class RationaleWriter:
         dataset = pipeline.dataset()
 
         def prompt_of(history: tuple[int, ...]) -> list[dict[str, str]]:
-            return template.render(item_texts(dataset, history, spec.prompt.max_items,
-                                              spec.prompt.max_item_chars))
+            return render_with_facts(template, item_texts(dataset, history, spec.prompt.max_items,
+                                                          spec.prompt.max_item_chars), dataset, history)
 
         student = build_student(spec.student)
         student.load()
         student.load_adapter(distill / ADAPTER_FOLDER)
         student.prepare_for_generation()
         self.generator = RationaleGenerator(student, pipeline.cache.records(RATIONALE_STORE),
-                                            prompt_of)
+                                            prompt_of, titles=dataset.item_titles, history_of=set)
 
     def is_stored(self, items: Sequence[int]) -> bool:
         """Whether the rationale of this history is in the store already (no generation)."""

@@ -1,10 +1,9 @@
-"""Which rationale step names an item: title variants and a fuzzy word-level match."""
+"""Which rationale step names an item: title variants and a fuzzy word-level match (rapidfuzz)."""
 
 from __future__ import annotations
 
-import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 _YEAR = re.compile(r"\s*\((?:\d{4}|\d{4}\s*-\s*\d{0,4})\)\s*$")
@@ -54,18 +53,22 @@ def _mentions(step_words: list[str], title_words: list[str]) -> bool:
         return True
     if len(joined) < 8:
         return False  # short titles must match exactly
-    matcher = difflib.SequenceMatcher(autojunk=False)
-    matcher.set_seq2(joined)
+    from rapidfuzz import fuzz
+
     for size in {max(1, n - 1), n, n + 1}:
         for start in range(len(step_words) - size + 1):
-            matcher.set_seq1(" ".join(step_words[start : start + size]))
-            if matcher.real_quick_ratio() >= 0.88 and matcher.ratio() >= 0.88:
+            window = " ".join(step_words[start : start + size])
+            if fuzz.ratio(window, joined, score_cutoff=88) >= 88:
                 return True
     return False
 
 
-def mentioning_step(title: str, steps: Mapping[Any, str] | None) -> int | None:
-    """The rationale step (3, then 2, then 1) that names ``title``, or ``None``."""
+def mentioning_step(title: str, steps: Mapping[Any, str] | None, *, item: Any = None,
+                    named_items: Sequence[Any] = ()) -> int | None:
+    """The rationale step (3, then 2, then 1) that names ``title``, or ``None``; an ``item``
+    among the rationale's resolved step-3 items (``named_items``) is named in step 3."""
+    if item is not None and item in set(named_items or ()):
+        return 3
     if not steps or not title:
         return None
     variants = title_variants(title)

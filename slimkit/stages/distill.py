@@ -12,7 +12,10 @@ Steps, each resumable:
 4. the fine-tuned student writes a rationale for every user (or the first
    ``student.num_users``), from the items before their validation and test targets only,
    each cached on its own (:class:`RationaleGenerator`), so a killed run resumes;
-5. the quality report compares base and fine-tuned student with the teacher.
+5. the quality report compares base and fine-tuned student with the teacher, and the
+   grounding metrics (:mod:`slimkit.evaluation.grounding`) check the teacher's, the base
+   student's and the fine-tuned student's rationales against the data, on every user
+   that has one; a collapsed student (many users sharing one rationale) is warned about.
 
 Files: ``adapter/`` (peft safetensors, tokenizer, resolved spec), ``rationales.jsonl``
 (:mod:`slimkit.artifacts.rationales`), ``quality.json``, ``training.json`` (losses) and
@@ -24,7 +27,7 @@ from __future__ import annotations
 import random
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +49,8 @@ RATIONALE_STORE = "rationales"
 
 GENERATION_ONLY_FIELDS = frozenset(
     {"backend", "max_new_tokens", "gen_batch_size", "precision", "gen_workers", "num_users",
-     "quality_users", "device", "adapter"}
+     "quality_users", "device", "adapter", "repetition_penalty", "no_repeat_ngram_size",
+     "constrain_items", "constrain_max_items", "constrain_candidates"}
 )
 """Student parameters that do not change the trained adapter."""
 
@@ -95,8 +99,14 @@ class RationaleGenerator:
     store when written before, else generated and stored one by one as each finishes."""
 
     def __init__(self, student: Any, store: Any, prompt_of: Callable[[Any], list[dict[str, str]]],
-                 *, adapter: bool = True):
+                 *, adapter: bool = True, titles: Sequence[str] | None = None,
+                 history_of: Callable[[Any], Collection[int]] | None = None):
         self.student = student
+        # student.constrain_items: step 3 names only catalogue ``titles`` outside history_of(who)
+        self.constrain = bool(getattr(student, "constrain_items", False)) and titles is not None \
+            and history_of is not None
+        self.titles = titles
+        self.history_of = history_of
         self.adapter = adapter
         self.store = store
         self.prompt_of = prompt_of
@@ -105,10 +115,13 @@ class RationaleGenerator:
         self.stats: list[dict[str, Any]] = []
 
     def record_key(self, who: Any) -> str:
-        """Store key: base model, adapter, the prompt as the model reads it, decoding."""
-        return hash_key("student-rationale", self.student.identity(self.adapter),
-                        self.student.prompt_text(self.prompt_of(who)),
-                        self.student.generation_params())
+        """Store key: base model, adapter, the prompt as the model reads it, decoding (and,
+        when step 3 is constrained, the items it may not name)."""
+        parts = [self.student.identity(self.adapter), self.student.prompt_text(self.prompt_of(who)),
+                 self.student.generation_params()]
+        if self.constrain:
+            parts.append(sorted(int(i) for i in self.history_of(who)))
+        return hash_key("student-rationale", *parts)
 
     def __call__(self, users: Sequence[Any], *, progress: bool, description: str) -> dict[Any, dict]:
         out: dict[Any, dict] = {}
@@ -133,8 +146,14 @@ class RationaleGenerator:
         if progress:
             stderr_console().print(f"{description}: {len(todo)} to generate, "
                                    f"{len(users) - len(todo)} cached")
+        extra: dict[str, Any] = {}
+        if self.constrain:
+            from slimkit.llm.constraints import ItemConstraint
+
+            extra["item_constraint"] = ItemConstraint(
+                titles=self.titles, banned=[set(self.history_of(u)) for u in todo])
         stats = self.student.generate(prompts, on_done=on_done, progress=progress,
-                                      description=description, adapter=self.adapter)
+                                      description=description, adapter=self.adapter, **extra)
         self.stats.append({"what": description, **stats})
         self.generated += len(todo)
         return out
@@ -237,8 +256,15 @@ def distill(spec: Any, dataset: Any, teacher_records: Sequence[dict[str, Any]], 
     if progress:
         stderr_console().print(f"Loading the student model {params.model} ...")
     student.load()
-    generator = RationaleGenerator(student, records(RATIONALE_STORE), prompt_of)
-    base_generator = RationaleGenerator(student, records(RATIONALE_STORE), prompt_of, adapter=False)
+    from slimkit.prompts.history import catalogue_facts
+
+    def history_of(user: int) -> set[int]:  # what a constrained step 3 may not name
+        return catalogue_facts(dataset).banned_items(user, getattr(params, "constrain_candidates", None))
+
+    generator = RationaleGenerator(student, records(RATIONALE_STORE), prompt_of,
+                                   titles=dataset.item_titles, history_of=history_of)
+    base_generator = RationaleGenerator(student, records(RATIONALE_STORE), prompt_of, adapter=False,
+                                        titles=dataset.item_titles, history_of=history_of)
     eval_users = [int(r["user_index"]) for r in eval_records]
 
     # The base student on the held-out users, for the quality report (with vLLM the base
@@ -260,13 +286,29 @@ def distill(spec: Any, dataset: Any, teacher_records: Sequence[dict[str, Any]], 
         base_out = base_generator(eval_users, progress=progress, description="Base student (quality)")
     report = _quality(spec, records, eval_records, base_out, student_out, bool(held_out))
 
-    rows = []
+    from slimkit.evaluation.grounding import Grounder, collapse_warning, summarize
+
+    grounder = Grounder(dataset)
+    rows, checks = [], {}
     for user in users:
         text = student_out[user]["rationale"]
         steps = parse_steps(text)
+        checks[user] = grounder.check(user, steps)
+        named = [dataset.item_ids[i] for i in checks[user].get("step3_items", [])]
         rows.append({"user": dataset.user_ids[user], "user_index": user, "rationale": text,
                      "steps": steps_to_json(steps), "well_formed": steps is not None,
-                     "new_tokens": student_out[user]["new_tokens"]})
+                     "named_items": named, "new_tokens": student_out[user]["new_tokens"]})
+    grounding = {
+        "teacher": grounder.metrics({int(r["user_index"]): r.get("rationale") or ""
+                                     for r in teacher_records if r.get("status", "done") == "done"}),
+        "base": grounder.metrics({u: base_out[u]["rationale"] for u in eval_users if u in base_out}),
+        "fine_tuned": summarize(checks, {u: student_out[u]["rationale"] for u in users}),
+    }
+    warnings = [w for w in (collapse_warning(grounding["fine_tuned"], "fine-tuned student"),) if w]
+    if report is not None:
+        report["grounding"] = grounding
+    for warning in warnings:
+        stderr_console().print(f"[yellow]Warning:[/] {warning}")
     gen_stats = generator.stats + base_generator.stats
     gen_seconds = sum(s["seconds"] for s in gen_stats)
     gen_tokens = sum(s["new_tokens"] for s in gen_stats)
@@ -285,6 +327,8 @@ def distill(spec: Any, dataset: Any, teacher_records: Sequence[dict[str, Any]], 
         "adapter": training.get("adapter"),
         "training": {k: v for k, v in training.items() if k != "train_loss"},
         "quality": report,
+        "grounding": grounding,
+        "warnings": warnings,
         "backend": getattr(params, "backend", None),
         "seconds": round(time.perf_counter() - started, 2),
     }

@@ -48,6 +48,30 @@ class HFLoraStudentParams(StudentParams):
         "transformers", description="Generation engine: transformers (CPU/GPU) or vllm (GPU)."
     )
     max_new_tokens: int = Field(64, ge=1, description="Maximum new tokens per generated rationale.")
+    repetition_penalty: Optional[float] = Field(
+        None, gt=0, description="Penalty on tokens already in the rationale (as transformers' "
+        "repetition_penalty, but the prompt's tokens are not penalised: the prompt names the "
+        "steps); e.g. 1.3 against a student that says one sentence three times; empty: none. "
+        "Transformers backend."
+    )
+    no_repeat_ngram_size: Optional[int] = Field(
+        None, ge=1, description="No token n-gram of this size twice in one rationale (the "
+        "prompt not counted; e.g. 4; empty: allowed). Transformers backend."
+    )
+    constrain_items: bool = Field(
+        False, description="Step 3 may name only catalogue titles the user has not seen: after "
+        "'Step 3:' every token must continue such a title (a token trie over the catalogue), "
+        "titles separated by '; '. Transformers backend."
+    )
+    constrain_candidates: Optional[int] = Field(
+        None, ge=1, description="Under constrain_items, step 3 chooses among the user's N "
+        "co-occurrence candidates (unseen items other users' training sequences put next to "
+        "the user's latest items) instead of the whole catalogue; empty: any unseen title."
+    )
+    constrain_max_items: int = Field(
+        3, ge=1, description="Titles step 3 names under constrain_items (fewer only when "
+        "max_new_tokens would cut the next one)."
+    )
     gen_batch_size: int = Field(16, ge=1, description="Prompts decoded together.")
     gen_workers: Optional[int] = Field(
         None,

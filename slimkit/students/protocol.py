@@ -78,7 +78,10 @@ class Student(Protocol):
                  adapter: bool = True) -> dict[str, Any]:
         """Write a rationale per token-id prompt, calling ``on_done`` as each one finishes
         (so the stage caches it at once and a killed run resumes); ``adapter=False`` asks
-        for the base model. Returns at least ``prompts``, ``new_tokens``, ``seconds``."""
+        for the base model. Returns at least ``prompts``, ``new_tokens``, ``seconds``.
+        A student with a true ``constrain_items`` attribute also receives
+        ``item_constraint=`` (:class:`slimkit.llm.constraints.ItemConstraint`: catalogue
+        titles and one banned item set per prompt); others are never passed it."""
         ...
 
     def identity(self, adapter: bool = True) -> dict[str, Any]:

@@ -7,12 +7,15 @@ fine-tuning) and the fine-tuned one:
   (:func:`slimkit.rationale.parse_steps` accepts them);
 * ``cosine``: mean cosine similarity of the encoder's vectors of student and teacher
   rationale (the encoder the spec uses downstream);
-* ``rouge_l``: mean ROUGE-L F-measure (longest common subsequence of words) of student
-  against teacher rationale.
+* ``rouge_l``: mean ROUGE-L F-measure (longest common subsequence of words, the
+  ``rouge-score`` package) of student against teacher rationale;
+* ``grounding`` (added by the distill stage): :mod:`slimkit.evaluation.grounding` of the
+  teacher, base and fine-tuned rationales.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -29,36 +32,19 @@ def words(text: str) -> list[str]:
     return _WORD.findall((text or "").lower())
 
 
-def lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
-    """Length of the longest common subsequence of two token sequences."""
-    if len(a) < len(b):
-        a, b = b, a
-    previous = [0] * (len(b) + 1)
-    for token in a:
-        current = [0] * (len(b) + 1)
-        for j, other in enumerate(b, start=1):
-            if token == other:
-                current[j] = previous[j - 1] + 1
-            else:
-                current[j] = max(previous[j], current[j - 1])
-        previous = current
-    return previous[-1]
-
-
-def rouge_l(candidate: str, reference: str, beta: float = 1.0) -> float:
-    """ROUGE-L F-measure of ``candidate`` against ``reference`` over words (0 when either is empty).
-
-    precision = LCS / |candidate|, recall = LCS / |reference|,
-    F = (1 + beta^2) P R / (R + beta^2 P); beta = 1 is the usual F1.
-    """
-    cand, ref = words(candidate), words(reference)
-    if not cand or not ref:
+def rouge_l(candidate: str, reference: str) -> float:
+    """ROUGE-L F-measure of ``candidate`` against ``reference`` over words (0 when either is
+    empty), as the ``rouge-score`` package computes it (no stemming)."""
+    if not words(candidate) or not words(reference):
         return 0.0
-    lcs = lcs_length(cand, ref)
-    if lcs == 0:
-        return 0.0
-    precision, recall = lcs / len(cand), lcs / len(ref)
-    return (1 + beta**2) * precision * recall / (recall + beta**2 * precision)
+    return float(_scorer().score(reference, candidate)["rougeL"].fmeasure)
+
+
+@functools.lru_cache(maxsize=1)
+def _scorer():
+    from rouge_score import rouge_scorer
+
+    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
 
 
 def format_share(texts: Sequence[str]) -> float | None:

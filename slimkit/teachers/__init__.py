@@ -125,6 +125,25 @@ class LocalTeacherParams(TeacherParams):
     max_malformed_retries: int = Field(
         1, ge=0, description="Ask again this often when a response lacks the three steps."
     )
+    repetition_penalty: float = Field(
+        1.2, gt=0, description="Penalty on tokens already written (tiny models loop without it)."
+    )
+    no_repeat_ngram_size: Optional[int] = Field(
+        None, ge=1, description="No token n-gram of this size twice in one answer (the prompt "
+        "not counted; empty: allowed)."
+    )
+    constrain_items: bool = Field(
+        False, description="Step 3 may name only catalogue titles the user has not seen (a "
+        "token trie over the catalogue; titles separated by '; '), instead of invented ones."
+    )
+    constrain_candidates: Optional[int] = Field(
+        None, ge=1, description="Under constrain_items, step 3 chooses among the user's N "
+        "co-occurrence candidates instead of the whole catalogue (empty: any unseen title)."
+    )
+    constrain_max_items: int = Field(
+        3, ge=1, description="Titles step 3 names under constrain_items (fewer only when the "
+        "token budget would cut the next one)."
+    )
 
 
 LOCAL = Component(

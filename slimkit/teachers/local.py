@@ -57,6 +57,11 @@ class LocalTeacher(ChatTeacher):
         max_malformed_retries: int = 1,
         num_users: int | None = None,  # used by the stage (sampling), not here
         seed: int | None = None,
+        repetition_penalty: float = REPETITION_PENALTY,
+        no_repeat_ngram_size: int | None = None,
+        constrain_items: bool = False,
+        constrain_max_items: int = 3,
+        constrain_candidates: int | None = None,
     ):
         super().__init__(temperature=temperature, max_tokens=max_new_tokens,
                          max_malformed_retries=max_malformed_retries)
@@ -69,6 +74,12 @@ class LocalTeacher(ChatTeacher):
         self.scaffold_steps = scaffold_steps
         self.precision = precision
         self.workers = max(1, workers)
+        self.repetition_penalty = repetition_penalty
+        self.no_repeat_ngram_size = no_repeat_ngram_size
+        self.constrain_items = constrain_items
+        self.constrain_max_items = constrain_max_items
+        self.constrain_candidates = constrain_candidates
+        self._title_trie = None  # built on the first constrained round
         self.model = None  # the loaded model, its tokenizer and the decoding copy
         self.tokenizer = None
         self._decoding_model = None
@@ -96,6 +107,15 @@ class LocalTeacher(ChatTeacher):
         # name when earlier versions cached these answers.
         params["scaffold"] = self.scaffold_steps
         params["quantize"] = self.resolved_precision()
+        # Only when not the default, so answers cached before these settings stay valid.
+        if self.repetition_penalty != REPETITION_PENALTY:
+            params["repetition_penalty"] = self.repetition_penalty
+        if self.no_repeat_ngram_size:  # over the answer, step markers spared
+            params["answer_no_repeat_ngram_size"] = self.no_repeat_ngram_size
+        if self.constrain_items:
+            params["constrain_items"] = self.constrain_max_items
+            if self.constrain_candidates:
+                params["constrain_candidates"] = self.constrain_candidates
         return params
 
     # -- the model ------------------------------------------------------------------------
@@ -189,23 +209,39 @@ class LocalTeacher(ChatTeacher):
 
     def _decode(self, asks, attempt: int, ctx: TeachContext, settle, retry: list) -> None:
         """Decode one round's prompts; every answer is cached and settled as it finishes."""
-        from slimkit.llm.generate import generate
+        from slimkit.llm.generate import generate, step_marker_tokens
 
         sampling = self.sampling(attempt)
         prompts = [self.prompt_ids(job.messages) for job, _ in asks]
         limit = self.max_tokens
         processor = None
         header = ""
+        marker = "Step 3:"
         if self._scaffold is not None:
             from slimkit.llm.scaffold import HEADER_ROOM, SCAFFOLD
 
             per_step = self._scaffold.per_step(self.max_tokens)
             limit = self.max_tokens + HEADER_ROOM
+            # a constrained step 3 is ended by the constraint, never cut mid-title
+            last_step = limit if self.constrain_items else None
 
             def processor(rows: int, width: int):
-                return self._scaffold.processor(rows, width, per_step)
+                return self._scaffold.processor(rows, width, per_step, last_step)
 
             header = SCAFFOLD[0]
+            marker = SCAFFOLD[2].strip()
+        constraint = None
+        if self.constrain_items:
+            from slimkit.llm.constraints import ItemConstraint, TitleTrie, constraint_factory
+            from slimkit.prompts.history import catalogue_facts
+
+            if self._title_trie is None:
+                self._title_trie = TitleTrie(self.tokenizer, ctx.dataset.item_titles)
+            facts = catalogue_facts(ctx.dataset)
+            constraint = constraint_factory(self._title_trie, ItemConstraint(
+                titles=ctx.dataset.item_titles,
+                banned=[facts.banned_items(job.user_index, self.constrain_candidates) for job, _ in asks],
+                max_items=self.constrain_max_items, marker=marker, max_new_tokens=limit))
         started = time.perf_counter()
 
         def on_done(done) -> None:
@@ -236,8 +272,11 @@ class LocalTeacher(ChatTeacher):
             temperature=sampling["temperature"],
             top_p=TOP_P,
             seed=sampling.get("seed"),
-            repetition_penalty=REPETITION_PENALTY,
+            repetition_penalty=self.repetition_penalty,
+            answer_no_repeat_ngram_size=self.no_repeat_ngram_size,
+            repetition_exempt=step_marker_tokens(self.tokenizer) if self.no_repeat_ngram_size else (),
             logits_processor=processor,
+            constraint=constraint,
             on_done=on_done,
             progress=False,  # the stage's bar counts users
         )

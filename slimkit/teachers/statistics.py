@@ -16,7 +16,6 @@ run the pipeline in seconds. Every row is labelled ``statistics (non-LLM baselin
 
 from __future__ import annotations
 
-import re
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -24,34 +23,12 @@ from typing import Any
 
 import numpy as np
 
+from slimkit.data.facts import item_attributes, training_popularity
 from slimkit.teachers.base import TeachContext, TeacherJob, make_row
 
+__all__ = ["LABEL", "StatisticsTeacher", "item_attributes", "training_popularity"]
+
 LABEL = "statistics (non-LLM baseline)"
-_SPLIT = re.compile(r"\s*[,|/]\s*")
-
-
-def item_attributes(item_text: str, title: str) -> list[str]:
-    """Categories/brands of an item: its text's ';'-separated fields after the title."""
-    parts = [p.strip() for p in str(item_text).split(";")]
-    if parts and (not title or parts[0].strip() == str(title).strip() or len(parts) > 1):
-        parts = parts[1:]
-    out: list[str] = []
-    for part in parts:
-        for token in _SPLIT.split(part):
-            token = token.strip(" .")
-            if token and len(token) <= 40 and not token.isdigit() and token not in out:
-                out.append(token)
-    return out
-
-
-def training_popularity(dataset) -> np.ndarray:
-    """``(N + 1,)`` interaction counts over every user's training items (targets excluded)."""
-    offsets = np.asarray(dataset.offsets)
-    lengths = np.diff(offsets)
-    ends = np.repeat(offsets[1:], lengths)  # (E,) end offset of each event's user
-    position_from_end = ends - 1 - np.arange(len(dataset.items))
-    train = np.asarray(dataset.items)[position_from_end >= 2]
-    return np.bincount(train, minlength=dataset.num_items + 1)
 
 
 class StatisticsTeacher:

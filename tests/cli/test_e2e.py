@@ -264,6 +264,16 @@ def test_recommend_json(run):
     scores = [i["score"] for i in items]
     assert scores == sorted(scores, reverse=True)
     assert all(i["title"] and ("step" in i) for i in items)
+    named = set(data["rationale"]["named_items"])  # raw ids of the items step 3 names
+    assert named <= set(dataset.item_ids[1:])
+    assert all(i["step"] == 3 for i in items if i["item_id"] in named)
+
+
+def test_train_json_reports_the_rationales_own_hit_rate(run):
+    result = _slimkit(["train", "-c", str(run["config"]), "--json"], run["cache"])
+    assert result.returncode == 0, result.stderr
+    rates = json.loads(result.stdout)["rationale_hit_rate"]
+    assert set(rates) == {"teacher", "student"} and all(0 <= r <= 1 for r in rates.values())
 
 
 def test_recommend_table_shows_history_rationale_and_items(run):

@@ -60,10 +60,18 @@ def test_stage_trains_writes_every_user_and_is_cached(tmp_path, tiny_model_dir):
         assert (adapter / name).is_file(), name
     rows = [json.loads(line) for line in (result.path / "rationales.jsonl").read_text().splitlines()]
     assert [r["user_index"] for r in rows] == list(range(30))
-    assert {"user", "user_index", "rationale", "steps", "well_formed"} <= set(rows[0])
+    assert {"user", "user_index", "rationale", "steps", "well_formed", "named_items"} <= set(rows[0])
+    # Grounding on every user that has a rationale: the teacher's 20, the base student's
+    # 4 held-out users, the fine-tuned student's 30.
+    grounding = summary["grounding"]
+    assert [grounding[k]["users"] for k in ("teacher", "base", "fine_tuned")] == [20, 4, 30]
+    assert grounding["fine_tuned"]["reach_step3"] == summary["well_formed_share"]
+    for row in rows:  # stored step-3 items are raw item ids of the catalogue
+        assert set(row["named_items"]) <= set(dataset.item_ids[1:])
     assert rows[3]["user"] == dataset.user_ids[3]
     quality = json.loads((result.path / "quality.json").read_text())
     assert quality["users"] == 4 and quality["held_out"] is True
+    assert quality["grounding"] == grounding
     for name in ("base", "fine_tuned"):
         assert set(quality[name]) >= {"format_share", "cosine", "rouge_l"}
         assert quality[name]["cosine"] is not None
@@ -84,6 +92,29 @@ def test_stage_trains_writes_every_user_and_is_cached(tmp_path, tiny_model_dir):
     assert rerun.summary["adapter"] == "restored"
     assert rerun.summary["generated"] == 0 and rerun.summary["cached"] == 34
     assert [json.loads(x) for x in (rerun.path / "rationales.jsonl").read_text().splitlines()] == rows
+
+
+def test_constrained_and_anti_repetition_generation_reuses_the_adapter(tmp_path, tiny_model_dir):
+    """Generation settings do not train again but are new rationales; a constrained step 3
+    names no history item (the trie guarantee itself: tests/llm/test_constraints.py)."""
+    from slimkit.pipeline import Pipeline
+
+    cache = StageCache(tmp_path / "cache")
+    raw = make_raw(tmp_path, tiny_model_dir)  # writes the data files once
+    free = Pipeline(validate_spec(raw), cache, progress=False).run("distill")
+    raw["student"].update(constrain_items=True, max_new_tokens=40, repetition_penalty=1.3,
+                          no_repeat_ngram_size=3)
+    spec = validate_spec(raw)
+    pipeline = Pipeline(spec, cache, progress=False)
+    constrained = pipeline.run("distill")
+    assert constrained.summary["adapter"] == "restored"  # not trained again
+    # every rationale is new, the base student's too (it decodes under the same settings)
+    assert constrained.summary["generated"] == 34 and constrained.summary["cached"] == 0
+    dataset = pipeline.dataset()
+    for row in (json.loads(x) for x in (constrained.path / "rationales.jsonl").read_text().splitlines()):
+        seen = {dataset.item_ids[int(i)] for i in dataset.train_items(row["user_index"])}
+        assert not set(row["named_items"]) & seen
+    assert free.key != constrained.key
 
 
 def test_a_given_adapter_skips_training_and_is_reused(tmp_path, tiny_model_dir, monkeypatch):
@@ -173,10 +204,13 @@ def test_cli_json_reports_quality(tmp_path, tiny_model_dir, capsys):
     assert _cli(["distill", "-c", str(config), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["stage"] == "distill" and out["summary"]["users"] == 30
-    assert set(out["summary"]["quality"]) >= {"base", "fine_tuned", "users"}
+    assert set(out["summary"]["quality"]) >= {"base", "fine_tuned", "users", "grounding"}
+    assert {"resolution_share", "category_precision", "distinct_2", "near_identical_share"} <= set(
+        out["summary"]["grounding"]["fine_tuned"])
     assert _cli(["distill", "-c", str(config)]) == 0
     text = capsys.readouterr().out
     assert "Distillation quality" in text and "fine-tuned" in text
+    assert "Grounding of the rationales" in text and "hallucinated names" in text
 
 
 def _records(cache_dir: Path) -> int:

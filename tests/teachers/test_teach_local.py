@@ -169,3 +169,28 @@ def test_an_interrupted_run_resumes_without_decoding_a_cached_answer_again(monke
     assert asked == [[0, 1, 2, 3], [2, 3]]  # the two finished answers came from the cache
     assert [r["rationale"].split("\n")[0] for r in rows] == [f"Step 1: {u}" for u in range(4)]
     assert [r["cached"] for r in rows] == [True, True, False, False]
+
+
+def test_constrained_local_teacher_names_only_unseen_catalogue_titles(tmp_path, isolated_cache):
+    """A random tiny model under the scaffold: step 3 lists catalogue titles outside the
+    user's training items, separated by '; ', nothing else."""
+    from helpers.tiny_student import build_tiny_student
+
+    from slimkit.llm.scaffold import SCAFFOLD
+
+    model = build_tiny_student(tmp_path / "model")
+    spec = validate_spec(tiny_spec(tmp_path / "data", {
+        "kind": "local", "model": str(model), "num_users": 6, "max_new_tokens": 90,
+        "precision": "none", "constrain_items": True, "no_repeat_ngram_size": 3}))
+    pipeline = Pipeline(spec, StageCache(isolated_cache), progress=False)
+    rows = read_rationales(pipeline.run("teach").path)
+    dataset = pipeline.dataset()
+    titles = dataset.item_titles
+    named = 0
+    for row in rows:
+        step3 = row["rationale"].split(SCAFFOLD[2].strip(), 1)[1]
+        seen = {titles[int(i)] for i in dataset.train_items(row["user_index"])}
+        for name in (p.strip() for p in step3.split(";") if p.strip()):
+            assert name in titles[1:] and name not in seen, row["rationale"]
+            named += 1
+    assert named >= len(rows)

@@ -54,10 +54,21 @@ class HFLoraStudent:
         device: str = "auto",
         max_steps: int | None = None,
         gen_workers: int | None = None,
+        repetition_penalty: float | None = None,
+        no_repeat_ngram_size: int | None = None,
+        constrain_items: bool = False,
+        constrain_max_items: int = 3,
+        constrain_candidates: int | None = None,
         **extra: Any,
     ):
         if extra:
             raise SlimkitError(f"student: unknown hf-lora parameters {sorted(extra)}")
+        if backend == "vllm" and (constrain_items or repetition_penalty or no_repeat_ngram_size):
+            raise SlimkitError(
+                "student.constrain_items, repetition_penalty and no_repeat_ngram_size apply to "
+                "the transformers backend, not vllm.",
+                hint="Use student.backend=transformers, or leave these settings empty.",
+            )
         if backend == "vllm":
             from slimkit.llm.vllm import require_vllm
 
@@ -81,6 +92,12 @@ class HFLoraStudent:
         self.quality_users = quality_users
         self.device_request = device
         self.gen_workers = gen_workers
+        self.repetition_penalty = repetition_penalty
+        self.no_repeat_ngram_size = no_repeat_ngram_size
+        self.constrain_items = constrain_items
+        self.constrain_max_items = constrain_max_items
+        self.constrain_candidates = constrain_candidates
+        self._title_trie = None  # (titles, TitleTrie), built on the first constrained run
         self._gen_model = None  # the (maybe bf16 or int8) copy generation runs on
         self._vllm = None  # the vLLM engine, created on first use
         self._base_path: str | None = None
@@ -229,8 +246,18 @@ class HFLoraStudent:
         """What a generated rationale depends on besides prompt and model (part of its cache key)."""
         # "quantize" names the precision here since before the setting was renamed, so
         # rationales cached by earlier versions stay valid.
-        return {"max_new_tokens": self.max_new_tokens, "do_sample": False,
-                "quantize": self.resolved_precision()}
+        params = {"max_new_tokens": self.max_new_tokens, "do_sample": False,
+                  "quantize": self.resolved_precision()}
+        # Only when set, so rationales cached before these settings existed stay valid.
+        if self.repetition_penalty is not None:  # over the answer, step markers spared
+            params["answer_repetition_penalty"] = self.repetition_penalty
+        if self.no_repeat_ngram_size:
+            params["answer_no_repeat_ngram_size"] = self.no_repeat_ngram_size
+        if self.constrain_items:
+            params["constrain_items"] = self.constrain_max_items
+            if self.constrain_candidates:
+                params["constrain_candidates"] = self.constrain_candidates
+        return params
 
     def resolved_precision(self) -> str:
         """What generation runs in: ``bf16``, ``int8``, ``4bit`` or ``none`` (see
@@ -278,11 +305,14 @@ class HFLoraStudent:
         progress: bool = True,
         description: str = "Generating",
         adapter: bool = True,
+        item_constraint: Any = None,
     ) -> dict[str, Any]:
         """Greedy rationales for token-id prompts; ``on_done(i, text, new_tokens)`` per prompt.
 
         ``adapter=False`` asks for the base model: with transformers only before an
-        adapter was put on, with vLLM at any time.
+        adapter was put on, with vLLM at any time. ``item_constraint``
+        (:class:`slimkit.llm.constraints.ItemConstraint`, one banned set per prompt)
+        restricts step 3 to unseen catalogue titles (``constrain_items``).
         """
         self._require_loaded()
         if self.backend == "vllm":
@@ -290,7 +320,7 @@ class HFLoraStudent:
                                        description=description, adapter=adapter)
         if not adapter and (self._is_peft() or self._merged):
             raise RuntimeError("the transformers backend generates base rationales before training")
-        from slimkit.llm.generate import generate
+        from slimkit.llm.generate import generate, step_marker_tokens
 
         def report(done) -> None:
             if on_done is not None:
@@ -305,6 +335,11 @@ class HFLoraStudent:
                 batch_size=self.gen_batch_size,
                 workers=self.resolved_gen_workers(),
                 order="length",
+                answer_repetition_penalty=self.repetition_penalty,
+                answer_no_repeat_ngram_size=self.no_repeat_ngram_size,
+                repetition_exempt=(step_marker_tokens(self.tokenizer)
+                                   if self.repetition_penalty or self.no_repeat_ngram_size else ()),
+                constraint=self._constraint(item_constraint),
                 on_done=report,
                 progress=progress,
                 description=description,
@@ -318,6 +353,20 @@ class HFLoraStudent:
                     " (or student.max_new_tokens, prompt.max_items).",
                 ) from exc
             raise
+
+    def _constraint(self, item_constraint: Any):
+        """The per-batch processor factory of an item constraint (the trie built once)."""
+        if item_constraint is None:
+            return None
+        from slimkit.llm.constraints import TitleTrie, constraint_factory
+
+        titles = list(item_constraint.titles)
+        if self._title_trie is None or self._title_trie[0] != titles:
+            self._title_trie = (titles, TitleTrie(self.tokenizer, titles))
+        import dataclasses
+
+        return constraint_factory(self._title_trie[1], dataclasses.replace(
+            item_constraint, max_items=self.constrain_max_items, max_new_tokens=self.max_new_tokens))
 
     # -- vLLM ----------------------------------------------------------------------------
     def _generate_vllm(self, prompts, *, on_done, progress, description, adapter) -> dict[str, Any]:
