@@ -207,19 +207,50 @@ def _copy_rows(con: sqlite3.Connection, cache: Any) -> tuple[int, int]:
     return kept, failed
 
 
+_STORE_CLASS: Any = None
+
+
+def _store_class() -> Any:
+    """``diskcache.Cache`` whose ``get`` survives an entry that cannot be read back (a page
+    of a damaged file that passed SQLite's quick check, e.g. zeros a write-ahead log
+    replayed over a truncated file): the entry is reported in one line, dropped, and
+    read as missing, so it is recomputed (or asked again) instead of a traceback."""
+    global _STORE_CLASS
+    if _STORE_CLASS is None:
+        import diskcache
+
+        class GuardedCache(diskcache.Cache):
+            def get(self, key, default=None, *args, **kwargs):
+                try:
+                    return super().get(key, default, *args, **kwargs)
+                except sqlite3.OperationalError:
+                    raise  # locked or busy: not damage
+                except Exception as exc:  # unpickling garbage raises anything
+                    _report(f"{Path(self.directory) / 'cache.db'}: an unreadable entry was "
+                            f"dropped ({type(exc).__name__}); it will be recomputed.")
+                    try:
+                        self.delete(key)
+                    except Exception:  # noqa: BLE001 - best effort: the read already failed
+                        log.debug("could not drop the unreadable entry", exc_info=True)
+                    return default
+
+        _STORE_CLASS = GuardedCache
+    return _STORE_CLASS
+
+
 def open_store(folder: Path, *, size_limit: int = 2**40) -> Any:
     """A ``diskcache.Cache`` over ``folder``; a damaged ``cache.db`` is reported in one
     line naming the file, moved aside, and replaced by a store holding every entry of it
     that can still be read."""
-    import diskcache
     from filelock import FileLock
 
+    store = _store_class()
     folder.mkdir(parents=True, exist_ok=True)
     db = folder / "cache.db"
     problem = sqlite_problem(db)
     if problem is None:
         try:
-            return diskcache.Cache(str(folder), size_limit=size_limit)
+            return store(str(folder), size_limit=size_limit)
         except sqlite3.OperationalError:
             raise
         except sqlite3.DatabaseError as exc:
@@ -227,9 +258,9 @@ def open_store(folder: Path, *, size_limit: int = 2**40) -> Any:
     with FileLock(str(folder / ".recover.lock"), timeout=300):
         problem = sqlite_problem(db)  # another process may have recovered it meanwhile
         if problem is None:
-            return diskcache.Cache(str(folder), size_limit=size_limit)
+            return store(str(folder), size_limit=size_limit)
         aside = _move_aside(db)
-        cache = diskcache.Cache(str(folder), size_limit=size_limit)
+        cache = store(str(folder), size_limit=size_limit)
         kept, failed = _salvage(aside, cache)
     lost = f", {failed} unreadable" if failed else ""
     _report(f"{db} was damaged ({problem}): moved aside to {aside.name}; "

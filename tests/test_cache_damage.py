@@ -71,3 +71,26 @@ def test_cache_info_on_a_damaged_store_is_one_line_not_a_traceback(tmp_path):
     lines = [line for line in result.stderr.splitlines() if "damaged" in line]
     assert len(lines) == 1 and str(db) in lines[0]
     assert "moved aside" in result.stdout.lower() or CORRUPT_MARK in result.stdout
+
+
+def test_an_entry_that_cannot_be_read_back_is_dropped_not_a_traceback(tmp_path):
+    """A row whose stored bytes are garbage (what a write-ahead log replayed over a
+    truncated file can leave, while SQLite's own check passes): the stage index falls back
+    to the output's manifest.json, a record reads as missing; one line each."""
+    import sqlite3
+
+    root = tmp_path / "c"
+    cache = _fill(root, n=3)
+    for db in (root / "index" / "cache.db", root / "records" / "llm" / "cache.db"):
+        con = sqlite3.connect(str(db))
+        con.execute("UPDATE Cache SET value = ?", (b"\x00" * 40,))  # every pickled value
+        con.commit()
+        con.close()
+    before = len(CORRUPTION_REPORTS)
+    cache = StageCache(root)
+    assert cache.get("teach", "k1") is not None  # from the folder's own manifest.json
+    assert cache.records("llm").get("chat:1") is None
+    reports = CORRUPTION_REPORTS[before:]
+    assert len(reports) == 2 and all("unreadable entry was dropped" in r for r in reports)
+    assert cache.get("teach", "k1") is not None  # indexed again: no new report
+    assert len(CORRUPTION_REPORTS[before:]) == 2
