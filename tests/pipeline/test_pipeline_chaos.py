@@ -210,7 +210,10 @@ def test_chaos_every_user_done_nothing_paid_twice_outputs_as_a_clean_run(tmp_pat
         assert code == 0, chaos.logs[-1].read_text()[-3000:]
         report = json.loads(out)
         final_log = chaos.logs[-1].read_text()
-        assert "was damaged" in final_log and "moved aside" in final_log
+        # Found on opening (SQLite's check fails: moved aside, readable rows kept) or, when
+        # the damage sits in overflow pages the check cannot see, entry by entry.
+        assert ("was damaged" in final_log and "moved aside" in final_log) or (
+            "unreadable entry was dropped" in final_log), final_log[-3000:]
         paid = server.paid_per_body()
 
     teach = next(s for s in report["stages"] if s["stage"] == "teach")
