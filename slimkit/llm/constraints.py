@@ -183,3 +183,18 @@ def constraint_factory(trie: TitleTrie, constraint: ItemConstraint):
                               max_new_tokens=constraint.max_new_tokens)
 
     return make
+
+
+def answer_rule_params(*, no_repeat_ngram_size: int | None, constrain_items: bool,
+                       constrain_max_items: int, constrain_candidates: int | None) -> dict[str, Any]:
+    """The cache-key entries of the answer-only rules (no-repeat n-grams, constrained step
+    3) that the student and the local teacher share: present only when a rule is on, so
+    answers cached before these settings existed keep their keys."""
+    params: dict[str, Any] = {}
+    if no_repeat_ngram_size:
+        params["answer_no_repeat_ngram_size"] = no_repeat_ngram_size
+    if constrain_items:
+        params["constrain_items"] = constrain_max_items
+        if constrain_candidates:
+            params["constrain_candidates"] = constrain_candidates
+    return params

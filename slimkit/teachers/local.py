@@ -110,12 +110,12 @@ class LocalTeacher(ChatTeacher):
         # Only when not the default, so answers cached before these settings stay valid.
         if self.repetition_penalty != REPETITION_PENALTY:
             params["repetition_penalty"] = self.repetition_penalty
-        if self.no_repeat_ngram_size:  # over the answer, step markers spared
-            params["answer_no_repeat_ngram_size"] = self.no_repeat_ngram_size
-        if self.constrain_items:
-            params["constrain_items"] = self.constrain_max_items
-            if self.constrain_candidates:
-                params["constrain_candidates"] = self.constrain_candidates
+        from slimkit.llm.constraints import answer_rule_params
+
+        params.update(answer_rule_params(
+            no_repeat_ngram_size=self.no_repeat_ngram_size, constrain_items=self.constrain_items,
+            constrain_max_items=self.constrain_max_items,
+            constrain_candidates=self.constrain_candidates))
         return params
 
     # -- the model ------------------------------------------------------------------------

@@ -251,12 +251,12 @@ class HFLoraStudent:
         # Only when set, so rationales cached before these settings existed stay valid.
         if self.repetition_penalty is not None:  # over the answer, step markers spared
             params["answer_repetition_penalty"] = self.repetition_penalty
-        if self.no_repeat_ngram_size:
-            params["answer_no_repeat_ngram_size"] = self.no_repeat_ngram_size
-        if self.constrain_items:
-            params["constrain_items"] = self.constrain_max_items
-            if self.constrain_candidates:
-                params["constrain_candidates"] = self.constrain_candidates
+        from slimkit.llm.constraints import answer_rule_params
+
+        params.update(answer_rule_params(
+            no_repeat_ngram_size=self.no_repeat_ngram_size, constrain_items=self.constrain_items,
+            constrain_max_items=self.constrain_max_items,
+            constrain_candidates=self.constrain_candidates))
         return params
 
     def resolved_precision(self) -> str:
