@@ -65,6 +65,13 @@ def timed(self, *a, **k):
     seconds.append(time.perf_counter() - start)
     return out
 Trainer._train_epoch = timed
+valid_scores = []
+original_valid = Trainer._valid_epoch
+def recorded(self, *a, **k):
+    score, result = original_valid(self, *a, **k)
+    valid_scores.append(float(score))
+    return score, result
+Trainer._valid_epoch = recorded
 data_path = os.path.join(os.path.dirname(recbole.__file__), "dataset_example")
 config = {
     "data_path": data_path, "checkpoint_dir": args["checkpoint_dir"], "seed": args["seed"],
@@ -83,6 +90,8 @@ print(json.dumps({
     "valid": {k.lower(): float(v) for k, v in result["best_valid_result"].items()},
     "seconds_per_epoch": sum(seconds) / max(len(seconds), 1), "epochs": len(seconds),
     "recbole": recbole.__version__, "torch": torch.__version__,
+    "history": [{"epoch": e + 1, "ndcg@10": v, "seconds": t}
+                for e, (v, t) in enumerate(zip(valid_scores, seconds))],
 }))
 '''
 
@@ -227,8 +236,36 @@ def run_recbole(python: Path, model: str, seed: int, epochs: int, threads: int, 
     if out.returncode != 0:
         raise RuntimeError(f"RecBole {model} failed:\n{out.stderr[-3000:]}")
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    result["test"] = {k.replace("hit@", "hit@").replace("ndcg@", "ndcg@"): v for k, v in result["test"].items()}
+    history = result.get("history") or []
+    if history:  # training seconds only (as on slimkit's side), up to the best valid epoch
+        best = max(range(len(history)), key=lambda k: history[k]["ndcg@10"])
+        result["best_epoch"] = best + 1
+        result["seconds_to_best"] = float(sum(row["seconds"] for row in history[: best + 1]))
     return result
+
+
+def time_to_reach(slimkit_run: dict, target: float) -> float | None:
+    """Training seconds slimkit needs until its valid NDCG@10 first reaches ``target``."""
+    total = 0.0
+    for row in slimkit_run.get("history", []):
+        total += row["seconds"]
+        if row["ndcg@10"] >= target:
+            return total
+    return None
+
+
+def reach_ratios(entry: dict) -> dict:
+    """slimkit's time to RecBole's best valid NDCG@10, over RecBole's own time to it."""
+    recbole = [r for r in entry.get("recbole", []) if "seconds_to_best" in r]
+    if not recbole or not entry.get("slimkit"):
+        return {}
+    target = max(r["history"][r["best_epoch"] - 1]["ndcg@10"] for r in recbole)
+    recbole_seconds = min(r["seconds_to_best"] for r in recbole)
+    reached = [time_to_reach(run, target) for run in entry["slimkit"]]
+    ratios = [t / recbole_seconds if t is not None else None for t in reached]
+    return {"recbole_best_valid_ndcg@10": target, "recbole_seconds_to_best": recbole_seconds,
+            "slimkit_seconds_to_reach": reached, "ratio_per_seed": ratios,
+            "seeds_reaching": sum(t is not None for t in reached)}
 
 
 def summarise(runs: list[dict], key: str) -> tuple[float, float]:
@@ -352,6 +389,7 @@ def main() -> None:
                       f"({time.perf_counter() - started:.0f}s)", file=sys.stderr)
             entry["summary"] = {side: side_summary(entry[side]) for side in ("slimkit", "recbole")
                                 if entry[side]}
+            entry["time_to_recbole_best"] = reach_ratios(entry)
             results["models"][model] = entry
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(results, indent=2))  # partial results survive
@@ -374,6 +412,11 @@ def print_table(results: dict) -> None:
             sec = float(np.mean([r["seconds_per_epoch"] for r in runs]))
             ep = "/".join(str(r["epochs"]) for r in runs)
             print(f"{model:8} {side:8} {nd:8.4f} ± {nd_s:6.4f} {hit:8.4f} ± {hit_s:6.4f} {sec:8.1f} {ep:>7}")
+        reach = entry.get("time_to_recbole_best") or {}
+        if reach:
+            shown = ", ".join("never" if r is None else f"{r:.2f}" for r in reach["ratio_per_seed"])
+            print(f"{model:8} time to RecBole's best valid NDCG@10 "
+                  f"({reach['recbole_best_valid_ndcg@10']:.4f}), slimkit / RecBole per seed: {shown}")
 
 
 if __name__ == "__main__":
