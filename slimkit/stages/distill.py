@@ -5,7 +5,9 @@ Steps, each resumable:
 
 1. the teacher's usable rationales are split (seeded) into training and held-out users
    (``student.valid_share``);
-2. the base student writes rationales for the held-out users (for the quality report);
+2. the base student writes rationales for every teacher user: the held-out ones feed the
+   quality report, all of them the grounding metrics (teacher, base and fine-tuned student
+   compared on the same users);
 3. a LoRA adapter is trained on the training users (or ``student.adapter`` is loaded and
    training skipped). A trained adapter is kept in the ``student-adapters`` record store
    under a hash of everything training reads, so a run killed later does not train again;
@@ -266,12 +268,15 @@ def distill(spec: Any, dataset: Any, teacher_records: Sequence[dict[str, Any]], 
     base_generator = RationaleGenerator(student, records(RATIONALE_STORE), prompt_of, adapter=False,
                                         titles=dataset.item_titles, history_of=history_of)
     eval_users = [int(r["user_index"]) for r in eval_records]
+    # The base student on every teacher user: the held-out ones for the quality report, all
+    # of them for grounding (teacher, base and fine-tuned on the same users).
+    teacher_users = [int(r["user_index"]) for r in usable]
+    base_users = list(dict.fromkeys(eval_users + teacher_users))
 
-    # The base student on the held-out users, for the quality report (with vLLM the base
-    # stays available after training, so it waits until the engine is up).
+    # With vLLM the base stays available after training, so it waits until the engine is up.
     base_later = bool(getattr(student, "base_after_adapter", False))
     if not base_later:
-        base_out = base_generator(eval_users, progress=progress, description="Base student (quality)")
+        base_out = base_generator(base_users, progress=progress, description="Base student (grounding)")
     adapter_dir = out / ADAPTER_FOLDER
     training = _train_or_restore(student, spec, train_records, held_out, prompt_of, adapter_dir,
                                  records(ADAPTER_STORE), progress)
@@ -283,7 +288,7 @@ def distill(spec: Any, dataset: Any, teacher_records: Sequence[dict[str, Any]], 
     if missing_eval:
         student_out.update(generator(missing_eval, progress=progress, description="Held-out users"))
     if base_later:
-        base_out = base_generator(eval_users, progress=progress, description="Base student (quality)")
+        base_out = base_generator(base_users, progress=progress, description="Base student (grounding)")
     report = _quality(spec, records, eval_records, base_out, student_out, bool(held_out))
 
     from slimkit.evaluation.grounding import Grounder, collapse_warning, summarize
@@ -301,8 +306,12 @@ def distill(spec: Any, dataset: Any, teacher_records: Sequence[dict[str, Any]], 
     grounding = {
         "teacher": grounder.metrics({int(r["user_index"]): r.get("rationale") or ""
                                      for r in teacher_records if r.get("status", "done") == "done"}),
-        "base": grounder.metrics({u: base_out[u]["rationale"] for u in eval_users if u in base_out}),
+        "base": grounder.metrics({u: base_out[u]["rationale"] for u in base_users if u in base_out}),
         "fine_tuned": summarize(checks, {u: student_out[u]["rationale"] for u in users}),
+        # the fine-tuned student on the teacher's users only: like for like with the two above
+        "fine_tuned_teacher_users": summarize(
+            {u: checks[u] for u in teacher_users if u in checks},
+            {u: student_out[u]["rationale"] for u in teacher_users if u in checks}),
     }
     warnings = [w for w in (collapse_warning(grounding["fine_tuned"], "fine-tuned student"),) if w]
     if report is not None:
