@@ -1,0 +1,181 @@
+"""`slimkit distill --shard I/N`: shards share the generation, the adapter is trained once,
+and a final plain run assembles the stage with no rationale generated twice.
+
+The count is real: every rationale the student generates is written once to the
+``rationales`` record store under its key, so the generations summed over every run
+equal the store's entries only when no rationale was generated twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from helpers.teach_fixtures import tiny_spec
+from helpers.tiny_student import build_tiny_student
+
+from slimkit.cache import StageCache
+from slimkit.errors import SlimkitError
+from slimkit.spec import validate_spec
+from slimkit.stages.distill_shards import Shard, parse_shard, shard_status
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    return build_tiny_student(tmp_path_factory.mktemp("tiny-shards") / "model")
+
+
+def make_raw(tmp_path: Path, model_dir: Path, **student):
+    raw = tiny_spec(tmp_path / "data", {"kind": "statistics", "num_users": 20})
+    raw["student"] = {"model": str(model_dir), "max_length": 512, "batch_size": 4, "lr": 2e-2,
+                      "epochs": 1, "max_new_tokens": 16, "gen_batch_size": 8, "quality_users": 4,
+                      "valid_share": 0.2, "precision": "none", **student}
+    raw["encoder"] = {"batch_size": 16}
+    return raw
+
+
+def stored_rationales(cache: StageCache) -> int:
+    return len(cache.records("rationales"))
+
+
+def status_row(spec, cache: StageCache) -> dict:
+    from slimkit.pipeline import pipeline_status
+
+    return {r["stage"]: r for r in pipeline_status(spec, cache)}["distill"]
+
+
+def test_parse_shard_accepts_i_of_n_and_refuses_the_rest():
+    assert parse_shard("2/4") == Shard(2, 4) and str(parse_shard(" 1 / 1 ")) == "1/1"
+    for bad in ("0/2", "3/2", "1/0", "2", "a/b", "-1/2", ""):
+        with pytest.raises(SlimkitError, match="--shard"):
+            parse_shard(bad)
+    shards = [Shard(i, 3) for i in (1, 2, 3)]
+    users = list(range(10))
+    parts = [s.take(users) for s in shards]
+    assert sorted(u for p in parts for u in p) == users  # disjoint and covering
+    assert parts[0] == [0, 3, 6, 9]
+
+
+def test_two_shards_then_whole_generate_no_rationale_twice(tmp_path, tiny_model_dir):
+    from slimkit.pipeline import Pipeline, run_distill_shard
+
+    spec = validate_spec(make_raw(tmp_path, tiny_model_dir))
+    cache = StageCache(tmp_path / "cache")
+    assert status_row(spec, cache)["status"] == "missing"
+
+    first = run_distill_shard(spec, Shard(1, 2), cache, progress=False)
+    assert first["stage_complete"] is False and first["adapter"] == "trained"
+    assert cache.get("distill", first["key"]) is None  # a shard is not the stage output
+    row = status_row(spec, cache)
+    assert row["status"] == "partial"
+    assert row["shards"]["done"] == first["users"] == 15 and row["shards"]["total"] == 30
+    assert "15/30 users done" in row["reason"] and "1 not started" in row["reason"]
+
+    second = run_distill_shard(spec, Shard(2, 2), cache, progress=False)
+    assert second["adapter"] == "restored"  # trained once, by shard 1
+    assert second["users"] == 15
+    row = status_row(spec, cache)
+    assert row["shards"]["done"] == 30 and row["shards"]["finished"] == 2
+    assert "assembles the stage" in row["reason"]
+
+    whole = Pipeline(spec, cache, progress=False).run("distill")
+    assert not whole.cached and whole.summary["adapter"] == "restored"
+    assert whole.summary["generated"] == 0  # every rationale from the cache
+    # 30 fine-tuned rationales + the base student's on the 4 held-out users
+    assert whole.summary["cached"] == 34 == first["generated"] + second["generated"]
+    assert stored_rationales(cache) == 34  # none was generated twice
+    assert whole.summary["users"] == 30
+    assert whole.summary["quality"]["users"] == 4
+    assert status_row(spec, cache)["status"] == "cached"
+    # A shard of a completed stage does nothing.
+    assert run_distill_shard(spec, Shard(1, 2), cache, progress=False)["stage_complete"] is True
+
+
+def test_shards_give_the_same_rationales_as_one_run(tmp_path, tiny_model_dir):
+    """Sharding changes who generates, not what: the assembled stage equals an unsharded run
+    of the same spec in a fresh cache (the adapter trained the same, greedy decoding)."""
+    from slimkit.pipeline import Pipeline, run_distill_shard
+
+    spec = validate_spec(make_raw(tmp_path, tiny_model_dir))
+    sharded = StageCache(tmp_path / "sharded")
+    for index in (1, 2, 3):
+        run_distill_shard(spec, Shard(index, 3), sharded, progress=False)
+    assembled = Pipeline(spec, sharded, progress=False).run("distill")
+    assert assembled.summary["generated"] == 0
+    single = Pipeline(spec, StageCache(tmp_path / "single"), progress=False).run("distill")
+    assert (assembled.path / "rationales.jsonl").read_text() == (single.path / "rationales.jsonl").read_text()
+
+
+def test_cli_shard_json_and_bad_shard_exit_2(tmp_path, tiny_model_dir, capsys, monkeypatch):
+    from slimkit.cli import main
+
+    monkeypatch.setenv("SLIMKIT_CACHE_DIR", str(tmp_path / "cache"))
+    config = tmp_path / "spec.yaml"
+    config.write_text(yaml.safe_dump(make_raw(tmp_path, tiny_model_dir, num_users=6)))
+
+    def cli(*args):
+        with pytest.raises(SystemExit) as info:
+            main(list(args))
+        return info.value.code
+
+    assert cli("distill", "-c", str(config), "--shard", "3/2") == 2
+    err = capsys.readouterr().err
+    assert "--shard" in err and "Traceback" not in err
+    assert cli("distill", "-c", str(config), "--shard", "1/2", "--json") == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["shard"] == "1/2" and out["users"] == 3 and out["stage_complete"] is False
+    assert cli("status", "-c", str(config)) == 0
+    text = capsys.readouterr().out
+    assert "partial" in text and "3/6 users done" in text
+    assert cli("distill", "-c", str(config), "--shard", "2/2") == 0
+    assert "not the stage output" in capsys.readouterr().out
+
+
+def test_status_reports_a_killed_shard_as_stopped(tmp_path):
+    from slimkit.stages.distill_shards import ShardRun
+
+    folder = tmp_path / "progress"
+    run = ShardRun(Shard(1, 2), folder)
+    run.info.update(state="generating", users=10, total_users=20, done=4, pid=2**22 + 12345)
+    run.write(force=True)
+    status = shard_status(folder)
+    assert status["done"] == 4 and status["shards"][0]["state"] == "stopped"
+    assert "4/20 users done" in status["line"] and "1 not started" in status["line"]
+
+
+def _shard_process(config: Path, cache_dir: Path, shard: str) -> subprocess.Popen:
+    env = {**os.environ, "SLIMKIT_CACHE_DIR": str(cache_dir)}
+    return subprocess.Popen([sys.executable, "-m", "slimkit", "distill", "-c", str(config),
+                             "--shard", shard, "--json"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_two_concurrent_shard_processes_train_once_and_generate_once(tmp_path, tiny_model_dir):
+    """Two `slimkit distill --shard` processes started together on one cache: one trains
+    the adapter, the other waits for it; the final run generates nothing."""
+    from slimkit.pipeline import Pipeline
+
+    raw = make_raw(tmp_path, tiny_model_dir)
+    config = tmp_path / "spec.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    cache_dir = tmp_path / "cache"
+    started = time.perf_counter()
+    procs = [_shard_process(config, cache_dir, f"{i}/2") for i in (1, 2)]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-3000:]
+        results.append(json.loads(out))
+    shards_seconds = time.perf_counter() - started
+    assert sorted(r["adapter"] for r in results) == ["restored", "trained"]
+    assert sorted(r["users"] for r in results) == [15, 15]
+    cache = StageCache(cache_dir)
+    whole = Pipeline(validate_spec(raw), cache, progress=False).run("distill")
+    assert whole.summary["generated"] == 0
+    assert sum(r["generated"] for r in results) == 34 == stored_rationales(cache)
+    print(f"two concurrent shard processes: {shards_seconds:.1f} s")
