@@ -166,11 +166,12 @@ def test_two_concurrent_shard_processes_train_once_and_generate_once(tmp_path, t
     cache_dir = tmp_path / "cache"
     started = time.perf_counter()
     procs = [_shard_process(config, cache_dir, f"{i}/2") for i in (1, 2)]
-    results = []
+    results, waited = [], False
     for proc in procs:
         out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err[-3000:]
         results.append(json.loads(out))
+        waited |= "waiting for it" in err
     shards_seconds = time.perf_counter() - started
     assert sorted(r["adapter"] for r in results) == ["restored", "trained"]
     assert sorted(r["users"] for r in results) == [15, 15]
@@ -178,4 +179,53 @@ def test_two_concurrent_shard_processes_train_once_and_generate_once(tmp_path, t
     whole = Pipeline(validate_spec(raw), cache, progress=False).run("distill")
     assert whole.summary["generated"] == 0
     assert sum(r["generated"] for r in results) == 34 == stored_rationales(cache)
-    print(f"two concurrent shard processes: {shards_seconds:.1f} s")
+    # Whether the second reached training while the first held the lock depends on timing;
+    # either way it must not train (checked above).
+    print(f"two concurrent shard processes: {shards_seconds:.1f} s, lock waited on: {waited}")
+
+
+def test_adapter_training_waits_for_the_process_holding_its_lock(tmp_path, tiny_model_dir, capsys):
+    """Deterministic half of the concurrent test: while another holder has the adapter's
+    training lock, train_or_restore_once waits; it trains once the lock is free and the
+    store still has no adapter (the holder died without one)."""
+    import threading
+
+    from slimkit.cache import RequestLock
+    from slimkit.factories import build_student
+    from slimkit.pipeline import Pipeline
+    from slimkit.stages import distill
+
+    spec = validate_spec(make_raw(tmp_path, tiny_model_dir))
+    cache = StageCache(tmp_path / "cache")
+    pipeline = Pipeline(spec, cache, progress=False)
+    dataset, rows = pipeline.dataset(), pipeline.teacher_rationales()
+    usable = distill.usable_teacher_records(rows, dataset.num_users)
+    train, held = distill.split_held_out(usable, spec.student.valid_share, spec.student.seed)
+    student = build_student(spec.student).load()
+
+    def prompt_of(user):
+        return distill.student_messages(spec, dataset, user)
+
+    store = cache.records(distill.ADAPTER_STORE)
+    key = distill._adapter_key(spec, train, held, prompt_of)
+    held_lock, release = threading.Event(), threading.Event()
+
+    def holder():
+        lock = RequestLock(store, f"train-{key}")
+        assert lock.try_acquire()
+        held_lock.set()
+        release.wait(30)
+        lock.release(answered=False)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    held_lock.wait(30)
+    threading.Timer(1.5, release.set).start()
+    began = time.perf_counter()
+    training = distill.train_or_restore_once(student, spec, train, held, prompt_of,
+                                             tmp_path / "adapter", store, progress=True)
+    waited = time.perf_counter() - began
+    thread.join(30)
+    assert "waiting for it" in capsys.readouterr().err
+    assert waited >= 1.4 and training["adapter"] == "trained"
+    assert key in store
