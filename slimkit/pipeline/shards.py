@@ -8,6 +8,9 @@ See :mod:`slimkit.stages.distill_shards` and docs/distill-shards.md.
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -16,7 +19,7 @@ from slimkit.cache import StageCache
 from slimkit.pipeline.runner import Pipeline
 from slimkit.spec import PipelineSpec
 from slimkit.stages import distill
-from slimkit.stages.distill_shards import Shard, ShardRun, progress_folder
+from slimkit.stages.distill_shards import PROGRESS_FOLDER, Shard, ShardRun, progress_folder
 
 
 def shard_progress_folder(cache: StageCache, key: str) -> Path:
@@ -45,3 +48,29 @@ def run_distill_shard(spec: PipelineSpec, shard: Shard, cache: StageCache | None
                                   progress=progress, shard=run)
     return {**summary, "key": key}
 
+
+
+def merge_shard_progress(source: StageCache, target: StageCache) -> int:
+    """Copy the distill shards' progress files of ``source`` into ``target`` (a file
+    already there is replaced only by a more recent one); returns the files copied."""
+    from_root = source.stage_root("distill") / PROGRESS_FOLDER
+    if not from_root.is_dir():
+        return 0
+    copied = 0
+    for file in sorted(from_root.glob("*/shard-*-of-*.json")):
+        dest = target.stage_root("distill") / PROGRESS_FOLDER / file.parent.name / file.name
+        if dest.is_file() and _updated(dest) >= _updated(file):
+            continue
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.merge.tmp")
+        shutil.copyfile(file, tmp)
+        os.replace(tmp, dest)
+        copied += 1
+    return copied
+
+
+def _updated(file: Path) -> float:
+    try:
+        return float(json.loads(file.read_text(encoding="utf-8")).get("updated", 0))
+    except (OSError, ValueError, AttributeError, TypeError):
+        return 0.0

@@ -229,3 +229,36 @@ def test_adapter_training_waits_for_the_process_holding_its_lock(tmp_path, tiny_
     assert "waiting for it" in capsys.readouterr().err
     assert waited >= 1.4 and training["adapter"] == "trained"
     assert key in store
+
+
+def test_shards_on_machines_with_their_own_cache_merge_back(tmp_path, tiny_model_dir, capsys, monkeypatch):
+    """Machines that share no cache folder: shard 1 runs (and trains) into cache A, A is
+    copied to the second machine's cache B, shard 2 runs there (restoring the adapter),
+    `slimkit cache merge B` copies its rationales back into A, which assembles the stage
+    with nothing generated twice."""
+    import shutil
+
+    from slimkit.cli import main
+    from slimkit.pipeline import Pipeline, run_distill_shard
+
+    spec = validate_spec(make_raw(tmp_path, tiny_model_dir))
+    first = run_distill_shard(spec, Shard(1, 2), StageCache(tmp_path / "a"), progress=False)
+    shutil.copytree(tmp_path / "a", tmp_path / "b")  # what rsync to the second machine does
+    second = run_distill_shard(spec, Shard(2, 2), StageCache(tmp_path / "b"), progress=False)
+    assert (first["adapter"], second["adapter"]) == ("trained", "restored")
+
+    monkeypatch.setenv("SLIMKIT_CACHE_DIR", str(tmp_path / "a"))
+    with pytest.raises(SystemExit) as info:
+        main(["cache", "merge", str(tmp_path / "b"), "--json"])
+    assert info.value.code == 0
+    merged = json.loads(capsys.readouterr().out)
+    assert merged["records"]["rationales"]["copied"] == second["generated"] == 17
+    assert merged["shard_progress_files"] == 1  # shard 2's (shard 1's is the same in both)
+    cache = StageCache(tmp_path / "a")
+    assert status_row(spec, cache)["shards"]["done"] == 30
+    whole = Pipeline(spec, cache, progress=False).run("distill")
+    assert whole.summary["generated"] == 0
+    assert stored_rationales(cache) == 34 == first["generated"] + second["generated"]
+    with pytest.raises(SystemExit) as info:
+        main(["cache", "merge", str(tmp_path / "nowhere")])
+    assert info.value.code == 2
