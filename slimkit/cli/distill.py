@@ -66,13 +66,14 @@ def shard_table(summary: dict[str, Any]):
     return table
 
 
-def _run_shard(config: Path | None, overrides: list[str] | None, shard_text: str, as_json: bool) -> None:
+def _run_shard(config: Path | None, overrides: list[str] | None, shard_text: str | None,
+               as_json: bool) -> None:
     from slimkit.cli._common import load_spec_from_cli, print_json
     from slimkit.console import stdout_console
     from slimkit.pipeline.shards import run_distill_shard
-    from slimkit.stages.distill_shards import parse_shard
+    from slimkit.stages.distill_shards import ADAPTER_ONLY, parse_shard
 
-    shard = parse_shard(shard_text)
+    shard = parse_shard(shard_text) if shard_text is not None else ADAPTER_ONLY
     summary = run_distill_shard(load_spec_from_cli(config, overrides), shard)
     if as_json:
         print_json(summary)
@@ -81,6 +82,10 @@ def _run_shard(config: Path | None, overrides: list[str] | None, shard_text: str
     if summary.get("stage_complete"):
         console.print(f"The distill stage is already complete for this spec ({summary['path']}): "
                       f"shard {shard} has nothing to do.")
+        return
+    if shard is ADAPTER_ONLY:
+        console.print(f"LoRA adapter {summary.get('adapter')} and kept in the cache; no rationale "
+                      "generated. Copy the cache folder to the other machines, then run the shards.")
         return
     console.print(shard_table(summary))
     console.print("When every shard has finished, `slimkit distill` with the same spec (no --shard) "
@@ -99,13 +104,24 @@ def distill_command(
         "without --shard assembles the stage from the cache.",
         show_default=False,
     ),
+    adapter_only: bool = typer.Option(
+        False,
+        "--adapter-only",
+        help="Train (or restore) the LoRA adapter into the cache and stop: run it once before "
+        "copying the cache to machines that share no cache folder (docs/distill-shards.md).",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Fine-tune the student LLM with LoRA on the teacher's rationales, then write a rationale for every user."""
     from slimkit.cli._common import print_json, run_stage, stage_json
     from slimkit.console import stdout_console
 
-    if shard is not None:
+    if shard is not None or adapter_only:
+        if shard is not None and adapter_only:
+            from slimkit.errors import SlimkitError
+
+            raise SlimkitError("--shard and --adapter-only do not go together.",
+                               hint="Run --adapter-only once first, then each --shard I/N.")
         _run_shard(config, overrides, shard, as_json)
         return
     _, result = run_stage(config, overrides, "distill")

@@ -29,8 +29,9 @@ def shard_progress_folder(cache: StageCache, key: str) -> Path:
 
 def run_distill_shard(spec: PipelineSpec, shard: Shard, cache: StageCache | None = None, *,
                       progress: bool = True) -> dict[str, Any]:
-    """Run shard ``shard`` of the spec's distill stage; returns the shard's summary
-    (``stage_complete`` is true, and nothing runs, when the stage output is cached)."""
+    """Run shard ``shard`` of the spec's distill stage (:data:`ADAPTER_ONLY`: only train
+    or restore the adapter); returns the shard's summary (``stage_complete`` is true, and
+    nothing runs, when the stage output is cached)."""
     cache = cache or StageCache()
     pipeline = Pipeline(spec, cache, progress=progress)
     key = pipeline.keys["distill"]
@@ -40,7 +41,7 @@ def run_distill_shard(spec: PipelineSpec, shard: Shard, cache: StageCache | None
                 "generated": 0}
     dataset = pipeline.dataset()
     teacher_rows = pipeline.teacher_rationales()
-    run = ShardRun(shard, shard_progress_folder(cache, key))
+    run = ShardRun(shard, shard_progress_folder(cache, key) if shard.index else None)
     # The adapter folder is scratch here (the adapter itself is kept in the record store);
     # local, not under the shared cache, where another machine could take it for stale.
     with tempfile.TemporaryDirectory(prefix="slimkit-distill-shard-") as scratch:

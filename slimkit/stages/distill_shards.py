@@ -41,13 +41,14 @@ _FILE = re.compile(r"^shard-(\d+)-of-(\d+)\.json$")
 
 @dataclass(frozen=True)
 class Shard:
-    """Shard ``index`` (1-based) of ``count``: the users whose index ``% count == index - 1``."""
+    """Shard ``index`` (1-based) of ``count``: the users whose index ``% count == index - 1``
+    (:data:`ADAPTER_ONLY`, index 0, owns none)."""
 
     index: int
     count: int
 
     def owns(self, user: int) -> bool:
-        return int(user) % self.count == self.index - 1
+        return self.index > 0 and int(user) % self.count == self.index - 1
 
     def take(self, users: Sequence[int]) -> list[int]:
         """The users of ``users`` this shard owns, in their order."""
@@ -58,7 +59,12 @@ class Shard:
         return f"shard-{self.index}-of-{self.count}.json"
 
     def __str__(self) -> str:
-        return f"{self.index}/{self.count}"
+        return f"{self.index}/{self.count}" if self.index else "adapter-only"
+
+
+ADAPTER_ONLY = Shard(0, 1)
+"""A run that trains (or restores) the adapter and generates nothing (``--adapter-only``):
+the step to finish before copying the cache to machines that share no cache folder."""
 
 
 def parse_shard(text: str, option: str = "--shard") -> Shard:

@@ -126,6 +126,8 @@ def test_cli_shard_json_and_bad_shard_exit_2(tmp_path, tiny_model_dir, capsys, m
     assert cli("distill", "-c", str(config), "--shard", "3/2") == 2
     err = capsys.readouterr().err
     assert "--shard" in err and "Traceback" not in err
+    assert cli("distill", "-c", str(config), "--shard", "1/2", "--adapter-only") == 2
+    assert "do not go together" in capsys.readouterr().err
     assert cli("distill", "-c", str(config), "--shard", "1/2", "--json") == 0
     out = json.loads(capsys.readouterr().out)
     assert out["shard"] == "1/2" and out["users"] == 3 and out["stage_complete"] is False
@@ -232,22 +234,30 @@ def test_adapter_training_waits_for_the_process_holding_its_lock(tmp_path, tiny_
 
 
 def test_shards_on_machines_with_their_own_cache_merge_back(tmp_path, tiny_model_dir, capsys, monkeypatch):
-    """Machines that share no cache folder: shard 1 runs (and trains) into cache A, A is
-    copied to the second machine's cache B, shard 2 runs there (restoring the adapter),
-    `slimkit cache merge B` copies its rationales back into A, which assembles the stage
-    with nothing generated twice."""
+    """Machines that share no cache folder: `distill --adapter-only` trains the adapter
+    into cache A, A is copied to the second machine's cache B, shard 1 runs on A and
+    shard 2 on B (both restoring the adapter), `slimkit cache merge B` copies B's
+    rationales back into A, which assembles the stage with nothing generated twice."""
     import shutil
 
     from slimkit.cli import main
     from slimkit.pipeline import Pipeline, run_distill_shard
 
-    spec = validate_spec(make_raw(tmp_path, tiny_model_dir))
-    first = run_distill_shard(spec, Shard(1, 2), StageCache(tmp_path / "a"), progress=False)
-    shutil.copytree(tmp_path / "a", tmp_path / "b")  # what rsync to the second machine does
-    second = run_distill_shard(spec, Shard(2, 2), StageCache(tmp_path / "b"), progress=False)
-    assert (first["adapter"], second["adapter"]) == ("trained", "restored")
-
+    config = tmp_path / "spec.yaml"
+    raw = make_raw(tmp_path, tiny_model_dir)
+    config.write_text(yaml.safe_dump(raw))
+    spec = validate_spec(raw)
     monkeypatch.setenv("SLIMKIT_CACHE_DIR", str(tmp_path / "a"))
+    with pytest.raises(SystemExit) as info:
+        main(["distill", "-c", str(config), "--adapter-only", "--json"])
+    assert info.value.code == 0
+    prepared = json.loads(capsys.readouterr().out)
+    assert prepared["adapter"] == "trained" and prepared["generated"] == 0
+    shutil.copytree(tmp_path / "a", tmp_path / "b")  # what rsync to the second machine does
+    first = run_distill_shard(spec, Shard(1, 2), StageCache(tmp_path / "a"), progress=False)
+    second = run_distill_shard(spec, Shard(2, 2), StageCache(tmp_path / "b"), progress=False)
+    assert (first["adapter"], second["adapter"]) == ("restored", "restored")
+
     with pytest.raises(SystemExit) as info:
         main(["cache", "merge", str(tmp_path / "b"), "--json"])
     assert info.value.code == 0
