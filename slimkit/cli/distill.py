@@ -59,6 +59,8 @@ def shard_table(summary: dict[str, Any]):
     table.add_row("users of this shard", f"{summary.get('users', 0):,} of {summary.get('total_users', 0):,}")
     table.add_row("  rationales generated now / from the cache",
                   f"{summary.get('generated', 0):,} / {summary.get('cached', 0):,}")
+    if summary.get("base_generated"):
+        table.add_row("  of which the base student's (held-out users)", f"{summary['base_generated']:,}")
     if summary.get("tokens_per_s"):
         table.add_row("generation speed", f"{summary['tokens_per_s']:.1f} tokens/s "
                       f"({summary.get('backend', '?')})")
@@ -99,9 +101,10 @@ def distill_command(
         None,
         "--shard",
         help="Run as shard I of N (e.g. 1/4): write the rationales of the users whose index % N "
-        "== I-1 into the shared cache (SLIMKIT_CACHE_DIR), on this or another machine. The "
-        "LoRA adapter is trained once (the other shards wait and reuse it); a final run "
-        "without --shard assembles the stage from the cache.",
+        "== I-1 into the cache (SLIMKIT_CACHE_DIR; processes on one machine share it, other "
+        "machines copy it and `slimkit cache merge` back). The LoRA adapter is trained once "
+        "(the other shards wait and reuse it); a final run without --shard assembles the "
+        "stage from the cache. See docs/distill-shards.md.",
         show_default=False,
     ),
     adapter_only: bool = typer.Option(

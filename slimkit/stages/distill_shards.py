@@ -160,6 +160,7 @@ class ShardRun:
             "total_users": self.info["total_users"],
             "generated": sum(g.generated for g in generators),
             "cached": sum(g.cached for g in generators),
+            "base_generated": sum(g.generated for g in generators if not g.adapter),
             "new_tokens": tokens,
             "generation_seconds": round(seconds, 2),
             "tokens_per_s": round(tokens / seconds, 2) if seconds > 0 else None,
@@ -237,7 +238,7 @@ def shard_status(folder: Path) -> dict[str, Any] | None:
     finished = sum(s["state"] == "finished" for s in shards)
     states = ", ".join(f"{s['shard']} {s['state']}" for s in shards)
     missing = count - len(shards)
-    line = (f"{count} shards: {done:,}/{total if total is not None else '?'} users done; "
+    line = (f"{count} shards: {done:,}/{f'{total:,}' if total is not None else '?'} users done; "
             f"{states}" + (f"; {missing} not started" if missing > 0 else ""))
     line += ("; `slimkit distill` (no --shard) assembles the stage from the cache"
              if finished == count else "")
