@@ -44,9 +44,14 @@ def run_distill_shard(spec: PipelineSpec, shard: Shard, cache: StageCache | None
     run = ShardRun(shard, shard_progress_folder(cache, key) if shard.index else None)
     # The adapter folder is scratch here (the adapter itself is kept in the record store);
     # local, not under the shared cache, where another machine could take it for stale.
-    with tempfile.TemporaryDirectory(prefix="slimkit-distill-shard-") as scratch:
-        summary = distill.distill(spec, dataset, teacher_rows, Path(scratch), records=cache.records,
-                                  progress=progress, shard=run)
+    try:
+        with tempfile.TemporaryDirectory(prefix="slimkit-distill-shard-") as scratch:
+            summary = distill.distill(spec, dataset, teacher_rows, Path(scratch), records=cache.records,
+                                      progress=progress, shard=run)
+    except BaseException as exc:  # Ctrl-C included: status then says it stopped, and why
+        run.info.update(state="stopped", error=f"{type(exc).__name__}: {exc}"[:300])
+        run.write(force=True)
+        raise
     return {**summary, "key": key}
 
 

@@ -272,3 +272,15 @@ def test_shards_on_machines_with_their_own_cache_merge_back(tmp_path, tiny_model
     with pytest.raises(SystemExit) as info:
         main(["cache", "merge", str(tmp_path / "nowhere")])
     assert info.value.code == 2
+
+
+def test_a_failed_shard_is_reported_stopped_with_its_error(tmp_path, tiny_model_dir):
+    from slimkit.pipeline import run_distill_shard
+
+    spec = validate_spec(make_raw(tmp_path, tiny_model_dir, model=str(tmp_path / "no-model")))
+    cache = StageCache(tmp_path / "cache")
+    with pytest.raises(SlimkitError, match="not found"):
+        run_distill_shard(spec, Shard(2, 3), cache, progress=False)
+    row = status_row(spec, cache)
+    assert row["status"] == "partial" and row["shards"]["shards"][0]["state"] == "stopped"
+    assert "0/? users done; 2/3 stopped; 2 not started" in row["reason"]
