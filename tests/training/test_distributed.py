@@ -237,3 +237,12 @@ def test_torchrun_trains_a_plugin_backbone_per_prefix_and_other_ranks_stay_silen
     # 155 samples, 31 per batch: 16 and 15 rows per rank, 5 batches per epoch.
     assert losses(multi) == pytest.approx(losses(single), rel=1e-5)
     assert multi["test"] == pytest.approx(single["test"], abs=1e-9)
+
+
+def test_slimkit_train_help_says_how_to_run_distributed():
+    from typer.testing import CliRunner
+
+    from slimkit.cli import app
+
+    help_text = CliRunner().invoke(app, ["train", "--help"], terminal_width=200).output
+    assert "--nproc" in help_text and "torchrun" in help_text and "docs/scaling.md" in help_text
