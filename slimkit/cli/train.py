@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,10 @@ def train_command(
     stdout_console().print(f"[dim]model and metrics: {result.path}[/]")
 
 
+ERROR_GRACE_S = 10.0
+"""How long a rank other than 0 waits, after a user mistake, before it exits."""
+
+
 def _train_rank(config: Path | None, overrides: list[str] | None):
     """(spec, StageResult) on rank 0 of a torchrun group, None on the others; a user
     mistake (the same on every rank) is shown by rank 0 alone."""
@@ -111,6 +116,9 @@ def _train_rank(config: Path | None, overrides: list[str] | None):
     except SlimkitError as exc:
         if main:
             raise
+        # torchrun stops every rank once one exits with an error: give rank 0, which
+        # meets the same mistake, time to show it before this rank's exit stops it.
+        time.sleep(ERROR_GRACE_S)
         raise typer.Exit(exc.exit_code) from None
     return (spec, result) if main else None
 

@@ -143,6 +143,15 @@ def start(device: str, *, timeout_s: float = 1800.0) -> Group:
         return _group
     local_rank = int(os.environ.get("LOCAL_RANK", "0") or 0)
     if device.startswith("cuda"):
+        gpus = torch.cuda.device_count()
+        if local_rank >= gpus:
+            from slimkit.errors import SlimkitError
+
+            raise SlimkitError(
+                f"Rank with LOCAL_RANK {local_rank} has no GPU of its own: this machine has "
+                f"{gpus} (NCCL needs one GPU per process).",
+                hint=f"Start at most {gpus} processes per machine, or train on CPU "
+                "(--set train.device=cpu, gloo).")
         torch.cuda.set_device(local_rank)
         backend, where = "nccl", torch.device("cuda", local_rank)
     else:

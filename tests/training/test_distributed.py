@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -157,9 +158,9 @@ def write_spec(folder: Path, backbone: dict, train: dict) -> Path:
     return path
 
 
-def run(args: list[str], cache: Path, cwd: Path) -> subprocess.CompletedProcess:
-    """``python <args>`` with its own stage cache; the whole process group is killed on
-    timeout (torchrun's workers included)."""
+def run(args: list[str], cache: Path, cwd: Path, *, ok: bool = True) -> subprocess.CompletedProcess:
+    """``python <args>`` with its own stage cache (``ok``: it must succeed); the whole
+    process group is killed on timeout (torchrun's workers included)."""
     env = {**os.environ, "SLIMKIT_CACHE_DIR": str(cache)}
     proc = subprocess.Popen([sys.executable, *args], cwd=cwd, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -170,7 +171,7 @@ def run(args: list[str], cache: Path, cwd: Path) -> subprocess.CompletedProcess:
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
         pytest.fail(f"{args} ran past {TIMEOUT_S} s:\n{err[-3000:]}")
-    assert proc.returncode == 0, err[-3000:]
+    assert (proc.returncode == 0) == ok, err[-3000:]
     return subprocess.CompletedProcess(args, proc.returncode, out, err)
 
 
@@ -246,3 +247,14 @@ def test_slimkit_train_help_says_how_to_run_distributed():
 
     help_text = CliRunner().invoke(app, ["train", "--help"], terminal_width=200).output
     assert "--nproc" in help_text and "torchrun" in help_text and "docs/scaling.md" in help_text
+
+
+def test_a_mistake_under_torchrun_is_shown_once_by_rank_0(tmp_path):
+    spec = write_spec(tmp_path, {"kind": "gru4rec", "hidden_size": 16, "gru_size": 16},
+                      {"batch_size": 25})
+    failed = run(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                  "-m", "slimkit", "train", "-c", str(spec)], tmp_path / "empty", tmp_path, ok=False)
+    assert failed.stderr.count("slimkit: error") == 1
+    assert "in the cache first" in failed.stderr
+    root_cause = failed.stderr.split("Root Cause")[1]
+    assert re.search(r"rank\s*:\s*0\b", root_cause) and re.search(r"exitcode\s*:\s*2\b", root_cause)
