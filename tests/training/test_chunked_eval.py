@@ -3,17 +3,16 @@ lists as scoring the whole catalogue at once, with and without history masking."
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from test_causal import FUSIONS, build_any  # noqa: E402
-from test_trainer import FixedScores, cyclic_dataset, make_dataset  # noqa: E402
+from test_causal import FUSIONS, build_any
+from test_trainer import FixedScores, cyclic_dataset, make_dataset
 
-from slimkit.evaluation.metrics import RunningRank, rank_counts  # noqa: E402
-from slimkit.training import EvalOptions, Trainer, TrainOptions  # noqa: E402
-from slimkit.training.options import ITEM_CHUNK, WHOLE_CATALOGUE  # noqa: E402
+from slimkit.evaluation.metrics import RunningRank, rank_counts
+from slimkit.training import EvalOptions, Trainer, TrainOptions
+from slimkit.training.options import ITEM_CHUNK, WHOLE_CATALOGUE
 
 
 @pytest.mark.parametrize("chunk", [1, 3, 7, 30])
@@ -55,9 +54,8 @@ def test_chunked_ranking_equals_the_whole_catalogue_on_fixed_scores(mask, chunk)
     # arbitrary in both).
     for user in range(ds.num_users):
         masked = {0} | (set(ds.sequence(user)[:-1].tolist()) if mask else set())
-        def kept(items):
-            return [i for i in items.tolist() if i not in masked]
-        assert kept(chunked.top_items[user]) == kept(whole.top_items[user])
+        kept_chunked = [i for i in chunked.top_items[user].tolist() if i not in masked]
+        assert kept_chunked == [i for i in whole.top_items[user].tolist() if i not in masked]
         assert chunked.top_items[user][0] not in masked
 
 

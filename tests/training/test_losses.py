@@ -11,21 +11,20 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-import torch.nn.functional as F  # noqa: E402
+import torch.nn.functional as F
+from test_causal import BACKBONES, FUSIONS, build_any
+from test_trainer import cyclic_dataset, plain
 
-from test_causal import BACKBONES, FUSIONS, build_any  # noqa: E402
-from test_trainer import cyclic_dataset, plain  # noqa: E402
-
-from slimkit.spec import load_spec  # noqa: E402
-from slimkit.training import EvalOptions, Trainer, TrainOptions, train_and_evaluate  # noqa: E402
-from slimkit.training.losses import (  # noqa: E402
+from slimkit.spec import load_spec
+from slimkit.training import EvalOptions, Trainer, TrainOptions, train_and_evaluate
+from slimkit.training.losses import (
     POPULARITY_POWER,
     CandidateLoss,
     corrected_softmax_loss,
     proposal,
     training_target_counts,
 )
-from slimkit.training.samples import sample_batch, training_samples, window_batch  # noqa: E402
+from slimkit.training.samples import sample_batch, training_samples, window_batch
 
 
 def full_ce(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
