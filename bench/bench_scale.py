@@ -134,6 +134,7 @@ def child_train(folder: Path, steps: int, warmup: int) -> dict:
 
     from slimkit.runtime import setup_torch
     from slimkit.training import EvalOptions, Trainer, TrainOptions
+    from slimkit.training.optim import adam
     from slimkit.training.samples import window_batch
 
     setup_torch()  # SLIMKIT_NUM_THREADS threads
@@ -149,7 +150,7 @@ def child_train(folder: Path, steps: int, warmup: int) -> dict:
     trainer = Trainer(model, dataset, options, EvalOptions())
     setup_s = time.perf_counter() - start
     rss_ready = rss_mb()
-    trainer.optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    trainer.optimizer = adam(model.parameters(), lr=1e-3)  # the fit loop's optimiser
     model.train()
     order = torch.randperm(trainer.num_rows, generator=torch.Generator().manual_seed(0))
     batches = order.split(trainer.rows_per_batch)

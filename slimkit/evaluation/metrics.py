@@ -26,9 +26,26 @@ def rank_counts(scores, targets):
     targets in ``scores``. Returns two int64 numpy arrays ``(B,)``.
     """
     target_scores = scores.gather(1, targets.view(-1, 1))  # (B, 1)
-    greater = (scores > target_scores).sum(1)  # (B,)
-    ties = (scores == target_scores).sum(1) - 1  # (B,) the target itself excluded
+    greater, ties = compare_counts(scores, target_scores)  # (B,), (B,)
+    ties = ties - 1  # the target itself excluded
     return greater.cpu().numpy().astype(np.int64), ties.cpu().numpy().astype(np.int64)
+
+
+def compare_counts(scores, thresholds):
+    """``(greater, equal)`` int64 torch ``(B,)``: per row, the scores ``(B, C)`` above and
+    equal to its threshold ``(B, 1)``.
+
+    On CPU through NumPy's ``count_nonzero``: torch's sum of a bool matrix is ~10x slower
+    there (512 x 65,536 scores: 412 ms against 42 ms, measured on the 2-core machine)."""
+    import torch
+
+    if scores.device.type == "cpu":
+        s = scores.detach().numpy()  # (B, C), no copy
+        t = thresholds.detach().numpy()  # (B, 1)
+        greater = np.count_nonzero(s > t, axis=1).astype(np.int64)
+        equal = np.count_nonzero(s == t, axis=1).astype(np.int64)
+        return torch.from_numpy(greater), torch.from_numpy(equal)
+    return (scores > thresholds).sum(1), (scores == thresholds).sum(1)
 
 
 class RunningRank:
@@ -56,8 +73,9 @@ class RunningRank:
         (masked columns already ``-inf``)."""
         import torch
 
-        self.greater += (scores > self.target_scores).sum(1)
-        self.ties += (scores == self.target_scores).sum(1)
+        greater, equal = compare_counts(scores, self.target_scores)  # (B,), (B,)
+        self.greater += greater.to(self.greater.device)
+        self.ties += equal.to(self.ties.device)
         # The target's own column counts in neither.
         own = torch.nonzero(
             (self.targets >= first) & (self.targets < first + scores.size(1))

@@ -35,6 +35,7 @@ from slimkit.errors import SlimkitError
 from slimkit.fusions.base import Recommender
 from slimkit.training.evaluate import EvalResult, Evaluator
 from slimkit.training.losses import SAMPLED_LOSSES, CandidateLoss, training_target_counts
+from slimkit.training.optim import adam
 from slimkit.training.options import EvalOptions, TrainOptions
 from slimkit.training.progress import EpochProgress
 from slimkit.training.samples import (
@@ -236,9 +237,7 @@ class Trainer:
         opts = self.options
         seed_everything(opts.seed)
         generator = torch.Generator().manual_seed(opts.seed)
-        self.optimizer = torch.optim.Adam(
-            self.model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay
-        )
+        self.optimizer = adam(self.model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
         best_value, best_epoch, best_state, stale = -math.inf, 0, None, 0
         history: list[dict[str, float]] = []
         train_seconds = 0.0

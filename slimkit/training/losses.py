@@ -136,6 +136,13 @@ class CandidateLoss:
     def __call__(self, model, seq, lengths, users, targets, where=None) -> torch.Tensor:
         """Mean loss of a batch (arguments as :meth:`Trainer._loss`): per prefix
         ``targets`` (B,); causal ``targets`` (B, L) with a loss where ``where`` holds."""
+        if not callable(getattr(model, "score_candidates", None)):
+            raise SlimkitError(
+                f"train.loss is {self.kind}, but {type(model).__name__} has no "
+                "score_candidates(item_seq, lengths, users, candidates, where).",
+                hint="Subclass slimkit.fusions.base.Recommender (it provides one), or set "
+                "train.loss=ce.",
+            )
         if where is not None:
             targets = targets[where]  # (P,)
         rows = len(targets)
