@@ -68,6 +68,8 @@ def options_from_spec(spec: Any, device: str, max_seq_len: int):
     t, e = spec.train, spec.eval
     train = TrainOptions(epochs=t.epochs, batch_size=t.batch_size, lr=t.lr,
                          weight_decay=t.weight_decay, loss=t.loss, num_negatives=t.num_negatives,
+                         sampled_negatives=t.sampled_negatives,
+                         negative_sampler=t.negative_sampler,
                          patience=t.patience, valid_metric=t.valid_metric, seed=t.seed,
                          device=device, max_seq_len=max_seq_len, mode=t.mode,
                          window_stride=t.window_stride or 0)

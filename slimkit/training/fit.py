@@ -12,7 +12,8 @@ Two modes read the same targets (every item of each user's training part but the
   an epoch takes the same number of optimiser steps.
 
 ``auto`` picks causal when the model supports it. Cross-entropy over the full catalogue
-(or BCE with uniformly sampled negatives); Adam; validation after every epoch, stop after
+(or BCE with uniformly sampled negatives, or for large catalogues a sampled or in-batch
+softmax with the logQ correction, :mod:`.losses`); Adam; validation after every epoch, stop after
 ``patience`` epochs without improvement of the validation metric, restore the best
 state. Batches are gathered from the flat event array with one indexing operation.
 """
@@ -34,6 +35,8 @@ from slimkit.errors import SlimkitError
 from slimkit.fusions.base import Recommender
 from slimkit.training import distributed
 from slimkit.training.evaluate import EvalResult, Evaluator
+from slimkit.training.losses import SAMPLED_LOSSES, CandidateLoss, training_target_counts
+from slimkit.training.optim import adam
 from slimkit.training.options import EvalOptions, TrainOptions
 from slimkit.training.progress import EpochProgress
 from slimkit.training.samples import (
@@ -133,6 +136,15 @@ class Trainer:
             self.train_samples = training_samples(offsets, items, options.max_seq_len)
             self.num_targets = self.num_rows = len(self.train_samples)
             self.rows_per_batch = options.batch_size
+        self.candidate_loss = None  # train.loss sampled / in-batch (training/losses.py)
+        if options.loss in SAMPLED_LOSSES:
+            self.candidate_loss = CandidateLoss(
+                options.loss,
+                training_target_counts(offsets, items, self.num_items),
+                num_negatives=options.sampled_negatives,
+                sampler=options.negative_sampler,
+                device=self.device,
+            )
         self.evaluator = Evaluator(
             self.events, offsets, items, self.num_items, options.max_seq_len, eval_options
         )
@@ -163,6 +175,8 @@ class Trainer:
     def _loss(self, seq, lengths, users, targets, where=None) -> torch.Tensor:
         """Mean loss of a batch: per prefix, ``targets`` (B,); causal, ``targets`` (B, L)
         with a loss where ``where`` (B, L) holds. The R rows below are B or P = where.sum()."""
+        if self.candidate_loss is not None:
+            return self.candidate_loss(self.model, seq, lengths, users, targets, where)
         ce = self.options.loss == "ce"
         if where is None:
             if ce:
@@ -255,9 +269,7 @@ class Trainer:
         main = self.group is None or self.group.main
         if not main:  # other dropout masks and sampled negatives than rank 0's
             torch.manual_seed(distributed.rank_seed(opts.seed, self.group.rank))
-        self.optimizer = torch.optim.Adam(
-            self.model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay
-        )
+        self.optimizer = adam(self.model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
         best_value, best_epoch, best_state, stale = -math.inf, 0, None, 0
         history: list[dict[str, float]] = []
         train_seconds = 0.0
