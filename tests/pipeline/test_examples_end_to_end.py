@@ -91,3 +91,41 @@ def test_amazon_example_with_the_old_max_length_is_refused_before_the_teacher(
         assert "student.max_length=384 cannot hold the longest prompt" in err, err
         assert "student.max_length: auto" in err and "Traceback" not in err
     assert Pipeline(load_spec(example, overrides), StageCache(), progress=False).cached("teach") is None
+
+
+# -- MovieLens-100K examples: a slice of the real ml-100k (the 16 users with at least 400
+# ratings), the example's own teacher kind, prompts and fusion, tiny models. --------------
+MOVIELENS_SLICE = ["dataset.min_user_interactions=400", "teacher.num_users=6",
+                   "student.precision=none", "student.quality_users=2", *TINY_RECOMMENDER]
+
+
+def movielens_overrides(name: str, model_dir: Path, server_url: str | None) -> list[str]:
+    spec = load_spec(REPO / "examples" / name, [])
+    extra = [f"student.model={model_dir}", "student.epochs=1"]
+    if spec.teacher.kind == "local":
+        extra += [f"teacher.model={model_dir}", "teacher.precision=none"]
+    elif spec.teacher.kind == "litellm":  # the fake OpenAI-protocol server stands in
+        extra += [f"teacher.api_base={server_url}", "teacher.api_key_env=FAKE_TEACHER_KEY"]
+    return [*MOVIELENS_SLICE, *extra]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["quickstart.yaml", "statistics-ablation.yaml",
+                                  "paper-protocol.yaml", "hosted-teacher.yaml"])
+def test_movielens_example_runs_end_to_end(name, tiny_model_dir, capsys, monkeypatch):
+    from helpers.fake_openai_server import FakeOpenAIServer
+
+    example = REPO / "examples" / name
+    with FakeOpenAIServer() as server:
+        monkeypatch.setenv("FAKE_TEACHER_KEY", "sk-fake-for-tests")
+        overrides = movielens_overrides(name, tiny_model_dir, server.url)
+        assert _cli(["run", "-c", str(example), *_sets(overrides)]) == 0, capsys.readouterr().err
+        if load_spec(example, []).teacher.kind == "litellm":
+            assert server.requests >= 6  # the teacher really asked the (fake) hosted model
+    spec = load_spec(example, overrides)
+    pipeline = Pipeline(spec, StageCache(), progress=False)
+    assert pipeline.dataset().num_users == 16
+    distill = pipeline.run("distill")
+    assert distill.cached and distill.summary["student_lengths"]["checked"]
+    metrics = json.loads((pipeline.run("train").path / "metrics.json").read_text())
+    assert len(metrics["seeds"]) == len(spec.eval.seeds)
