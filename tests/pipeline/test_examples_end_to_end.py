@@ -57,6 +57,7 @@ def amazon_overrides(tmp_path: Path, model_dir: Path) -> list[str]:
             "student.quality_users=2", *TINY_RECOMMENDER]
 
 
+@pytest.mark.slow
 def test_amazon_example_runs_end_to_end_on_an_amazon_2018_file(tmp_path, tiny_model_dir, capsys):
     example = REPO / "examples" / "amazon-games.yaml"
     overrides = amazon_overrides(tmp_path, tiny_model_dir)
@@ -104,17 +105,29 @@ def movielens_overrides(name: str, model_dir: Path, server_url: str | None) -> l
     extra = [f"student.model={model_dir}", "student.epochs=1"]
     if spec.teacher.kind == "local":
         extra += [f"teacher.model={model_dir}", "teacher.precision=none"]
+    elif getattr(spec.teacher, "model", "").startswith("ollama/"):  # the fake server speaks Ollama's protocol too
+        extra += [f"teacher.api_base={server_url}"]
     elif spec.teacher.kind == "litellm":  # the fake OpenAI-protocol server stands in
         extra += [f"teacher.api_base={server_url}", "teacher.api_key_env=FAKE_TEACHER_KEY"]
     return [*MOVIELENS_SLICE, *extra]
 
 
+@pytest.fixture(scope="module")
+def movielens_cache(tmp_path_factory) -> Path:
+    """One stage cache for the MovieLens examples: they share the data stage, and
+    paper-protocol shares the quickstart's rationale stages (as the examples promise)."""
+    return tmp_path_factory.mktemp("movielens-examples-cache")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["quickstart.yaml", "statistics-ablation.yaml",
-                                  "paper-protocol.yaml", "hosted-teacher.yaml"])
-def test_movielens_example_runs_end_to_end(name, tiny_model_dir, capsys, monkeypatch):
+                                  "paper-protocol.yaml", "hosted-teacher.yaml",
+                                  "ollama-teacher.yaml"])
+def test_movielens_example_runs_end_to_end(name, tiny_model_dir, movielens_cache, capsys,
+                                           monkeypatch):
     from helpers.fake_openai_server import FakeOpenAIServer
 
+    monkeypatch.setenv("SLIMKIT_CACHE_DIR", str(movielens_cache))
     example = REPO / "examples" / name
     with FakeOpenAIServer() as server:
         monkeypatch.setenv("FAKE_TEACHER_KEY", "sk-fake-for-tests")
@@ -129,3 +142,32 @@ def test_movielens_example_runs_end_to_end(name, tiny_model_dir, capsys, monkeyp
     assert distill.cached and distill.summary["student_lengths"]["checked"]
     metrics = json.loads((pipeline.run("train").path / "metrics.json").read_text())
     assert len(metrics["seeds"]) == len(spec.eval.seeds)
+
+
+# -- gpu-student-vllm.yaml: needs vLLM, QLoRA (CUDA + bitsandbytes) and a CUDA GPU for
+# training; on a machine without them `slimkit run` refuses before any stage runs. --------
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@pytest.mark.parametrize("overrides, needs, message", [
+    ([], "vllm", "vLLM"),
+    (["student.backend=transformers"], "qlora", "student.precision=4bit (QLoRA) needs"),
+    (["student.backend=transformers", "student.precision=auto"], "cuda",
+     "train.device is 'cuda' but no CUDA GPU is available"),
+])
+def test_gpu_example_is_refused_up_front_without_its_gpu_stack(overrides, needs, message, capsys):
+    import importlib.util
+
+    if needs == "vllm" and importlib.util.find_spec("vllm"):
+        pytest.skip("vLLM is installed here")
+    if needs in ("qlora", "cuda") and _has_cuda() and (
+            needs == "cuda" or importlib.util.find_spec("bitsandbytes")):
+        pytest.skip("this machine has what the example needs")
+    example = REPO / "examples" / "gpu-student-vllm.yaml"
+    assert _cli(["run", "-c", str(example), *_sets(overrides)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert Pipeline(load_spec(example, overrides), StageCache(), progress=False).cached("data") is None

@@ -143,6 +143,14 @@ class HFLoraStudent:
             self.context_window = context if isinstance(context, int) and context > 0 else None
         return self
 
+    def check_environment(self) -> None:
+        """Raise (SlimkitError) what loading would on this machine, before any stage runs:
+        4-bit needs CUDA and bitsandbytes (vLLM is checked when the student is built)."""
+        if self.qlora:
+            from slimkit.llm.precision import check_4bit
+
+            check_4bit("student.precision")
+
     def load_tokenizer(self, *, fetch: bool = True) -> bool:
         """Load the tokenizer alone (no weights), enough for prompts and lengths; False
         when ``fetch`` is false and the model is not on this machine yet."""
