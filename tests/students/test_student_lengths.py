@@ -52,11 +52,20 @@ def test_after_teach_a_set_max_length_must_hold_the_teachers_rationale_too():
     plan = plan_lengths(max_length=384, max_new_tokens=64, prompt_tokens={0: 250},
                         rationale_tokens=[500] * 20)
     [problem] = plan.problems
-    assert "750 tokens are needed" in problem and "auto (it follows" in problem
+    assert "median rationale (500 student tokens)" in problem
+    assert "750 tokens are needed" in problem and "auto (it follows" in problem and "here 752" in problem
     # ... and a set max_new_tokens below the teacher's is obeyed, with a warning
     [warning] = plan.warnings
     assert "student.max_new_tokens=64" in warning and "500" in warning and "auto (here 504)" in warning
     assert plan.max_new_tokens == 64
+
+
+def test_a_set_max_length_that_cuts_only_the_longest_rationales_is_warned_about():
+    plan = plan_lengths(max_length=384, max_new_tokens="auto", prompt_tokens={0: 184},
+                        rationale_tokens=[150] * 18 + [203] * 2)  # median 150, p95 203
+    assert not plan.problems and plan.max_length == 384 and plan.max_new_tokens == 208
+    [warning] = plan.warnings
+    assert "cuts the end of more than 5%" in warning and "387 tokens" in warning
 
 
 def test_lengths_beyond_the_context_window_are_refused():

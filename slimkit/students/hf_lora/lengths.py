@@ -10,9 +10,11 @@ measured lengths of the student's prompts and of the teacher's rationales, in st
   multiple of 8, so no prompt is cut and at most 5% of the rationales are.
 
 A set number is obeyed, but a ``max_length`` that cannot hold the longest prompt plus the
-95th-percentile rationale (or the prompt plus :data:`MIN_ROOM` tokens before the teacher has
-run), or lengths beyond the model's context window, are refused with the numbers and the
-setting that fixes them. Everything here is plain arithmetic on token counts: no model.
+teacher's median rationale (so most rationales would lose their end; before the teacher has
+run: the prompt plus :data:`MIN_ROOM` tokens), or lengths beyond the model's context window,
+are refused with the numbers and the setting that fixes them; one that cuts more than 5% of
+the rationales, or a ``max_new_tokens`` below the 95th percentile, is warned about.
+Everything here is plain arithmetic on token counts: no model.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class LengthPlan:
     longest_prompt: int = 0
     longest_prompt_user: str | None = None
     rationales: int = 0  # teacher rationales measured (0: the teacher has not run)
+    rationale_p50: int | None = None
     rationale_p95: int | None = None
     rationale_max: int | None = None
     context: int | None = None  # the model's context window, when known
@@ -93,13 +96,18 @@ def plan_lengths(
     shorten = "shorten the prompts with prompt.max_items / prompt.max_item_chars"
     if rationale_tokens:
         plan.rationales = len(rationale_tokens)
+        plan.rationale_p50 = percentile_tokens(rationale_tokens, 0.5)
         plan.rationale_p95 = percentile_tokens(rationale_tokens)
         plan.rationale_max = max(int(n) for n in rationale_tokens)
         rationale, what = plan.rationale_p95, (f"the teacher's 95th-percentile rationale "
                                                f"({plan.rationale_p95} student tokens)")
+        least, least_what = plan.rationale_p50, (f"the teacher's median rationale "
+                                                 f"({plan.rationale_p50} student tokens)")
     else:
         rationale, what = MIN_ROOM, f"room for a rationale ({MIN_ROOM} tokens)"
+        least, least_what = rationale, what
     fits = plan.longest_prompt + rationale  # what one training example needs
+    needed = plan.longest_prompt + least  # below this, most rationales would lose their end
     if context is not None and fits > context:
         plan.problems.append(
             f"{where} plus {what} needs {fits} tokens, more than the student model's context "
@@ -121,11 +129,18 @@ def plan_lengths(
         plan.problems.append(
             "student.max_new_tokens: auto follows the teacher's rationales, but there is none "
             "to measure. Set student.max_new_tokens to a number.")
-    if max_length != AUTO and prompt_tokens and int(max_length) < fits:
+    if max_length != AUTO and prompt_tokens and int(max_length) < needed:
         plan.problems.append(
-            f"student.max_length={max_length} cannot hold {where} plus {what}: {fits} tokens "
-            f"are needed. Set student.max_length: auto (it follows the prompts and the "
-            f"teacher's rationales) or at least {fits}, or {shorten}.")
+            f"student.max_length={max_length} cannot hold {where} plus {least_what}: {needed} "
+            f"tokens are needed at the least. Set student.max_length: auto (it follows the "
+            f"prompts and the teacher's rationales"
+            + (f"; here {round_up(fits)}) or at least {fits}" if plan.rationale_p95 is not None
+               else ")") + f", or {shorten}.")
+    elif max_length != AUTO and prompt_tokens and int(max_length) < fits:
+        plan.warnings.append(
+            f"student.max_length={max_length} cuts the end of more than 5% of the teacher's "
+            f"rationales for the longest prompts ({where} plus {what} is {fits} tokens). Set "
+            f"student.max_length: auto (here {round_up(fits)}) to keep them whole.")
     return plan
 
 
