@@ -47,9 +47,11 @@ class HFLoraStudentParams(StudentParams):
         description="Maximum tokens of prompt plus rationale in a training example. auto: the "
         "longest training prompt plus the teacher's 95th-percentile rationale, both counted "
         "with the student's tokenizer, rounded up to a multiple of 8 (so no prompt and at "
-        "most 5% of the rationales are cut). A number is obeyed, but one that cannot hold "
-        "the longest prompt plus that rationale is refused (by `slimkit config validate`, "
-        "`slimkit status`, and before the teacher and the student model load).",
+        "most 5% of the rationales are cut), capped at the model's context window. A number "
+        "is obeyed, but one that cannot hold the longest prompt plus the teacher's median "
+        "rationale is refused, with the numbers (by `slimkit config validate` and `slimkit "
+        "status`, by `slimkit run` before the teacher runs, and by distill before the model "
+        "loads); one that cuts more than 5% of the rationales is warned about.",
     )
     valid_share: float = Field(0.1, ge=0, lt=1, description="Teacher users held out for validation.")
     seed: int = Field(0, description="Seed of training and the held-out split.")
