@@ -129,8 +129,8 @@ def student_length_check(spec: PipelineSpec, cache: StageCache | None = None, *,
     if pipeline.cached("data") is None:
         source = spec.source or "<spec>"
         return not_checked("the data stage has not run, so the prompts cannot be measured yet "
-                            f"(`slimkit data -c {source}`; `slimkit run` checks them after it, "
-                            "before the teacher starts)")
+                           f"(`slimkit run -c {source} --until data`; a full run checks them "
+                           "after it, before the teacher starts)")
     try:
         student = build_student(spec.student)
     except SlimkitError as exc:  # e.g. vLLM missing here: running says so, validating need not

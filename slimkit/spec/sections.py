@@ -8,7 +8,7 @@ base of its kind below. The fixed sections are plain strict models.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 
@@ -45,14 +45,14 @@ def auto_or_int(minimum: int) -> Any:
     def check(value: Any) -> Any:
         if value == "auto":
             return value
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"expected auto or a whole number >= {minimum}")
+        if isinstance(value, bool) or not isinstance(value, int):  # pydantic reports ValueError
+            raise ValueError(f"expected auto or a whole number >= {minimum}")  # noqa: TRY004
         if value < minimum:
             raise ValueError(f"expected auto or a whole number >= {minimum}")
         return value
 
     schema = {"anyOf": [{"type": "integer", "minimum": minimum}, {"const": "auto"}]}
-    return Annotated[Union[int, Literal["auto"]], BeforeValidator(check), WithJsonSchema(schema)]
+    return Annotated[int | Literal["auto"], BeforeValidator(check), WithJsonSchema(schema)]
 
 
 # ---------------------------------------------------------------------------------
