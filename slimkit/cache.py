@@ -552,6 +552,25 @@ class StageCache:
             self._records[namespace] = open_store(self.root / "records" / namespace)
         return self._records[namespace]
 
+    def merge_records(self, other: StageCache) -> dict[str, dict[str, int]]:
+        """Copy into this cache every per-item record of ``other`` (another cache folder,
+        e.g. one a ``distill --shard`` ran into on another machine) that this one lacks;
+        records already here are kept. Returns ``{namespace: {"copied": n, "kept": m}}``."""
+        out = {}
+        for name in other._record_namespaces():
+            source, target = other.records(name), self.records(name)
+            copied = kept = 0
+            for key in source.iterkeys():
+                value = source.get(key)
+                if value is None:
+                    continue  # unreadable (reported by the guarded store) or removed meanwhile
+                if target.add(key, value):  # only when absent, atomically
+                    copied += 1
+                else:
+                    kept += 1
+            out[name] = {"copied": copied, "kept": kept}
+        return out
+
     def _record_namespaces(self) -> list[str]:
         rec_root = self.root / "records"
         if not rec_root.exists():

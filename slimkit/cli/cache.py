@@ -108,5 +108,48 @@ def clear(
                   + (" and the cached LLM answers." if llm else "; LLM answers kept."))
 
 
+@cache_app.command("merge")
+def merge(
+    source: str = typer.Argument(..., metavar="FROM", help="The other cache folder (its "
+                                 "SLIMKIT_CACHE_DIR), e.g. copied back from another machine."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Copy into this cache the per-item records (student rationales, adapters, LLM answers,
+    vectors) of another cache folder that this one lacks, and its distill shards' progress.
+
+    For `slimkit distill --shard` runs on machines that do not share one cache folder (see
+    docs/distill-shards.md); records already here are kept, stage outputs are not copied.
+    """
+    from pathlib import Path
+
+    from slimkit.cache import StageCache
+    from slimkit.console import stdout_console
+    from slimkit.errors import SlimkitError
+    from slimkit.pipeline.shards import merge_shard_progress
+
+    folder = Path(source).expanduser()
+    target = StageCache()
+    if not (folder / "records").is_dir() and not (folder / "stages").is_dir():
+        raise SlimkitError(f"slimkit cache merge: {folder} is not a slimkit cache folder "
+                           "(it has no records/ or stages/).",
+                           hint="Give the folder a run used as SLIMKIT_CACHE_DIR (or --cache-dir).")
+    if folder.resolve() == target.root.resolve():
+        raise SlimkitError(f"slimkit cache merge: {folder} is this cache itself.")
+    other = StageCache(folder)
+    try:
+        records = target.merge_records(other)
+        progress = merge_shard_progress(other, target)
+    finally:
+        other.close()
+    if as_json:
+        print_json({"from": str(folder), "into": str(target.root), "records": records,
+                    "shard_progress_files": progress})
+        return
+    console = stdout_console()
+    for name, row in records.items():
+        console.print(f"records: {name}: {row['copied']} copied, {row['kept']} already here")
+    console.print(f"distill shard progress files: {progress} copied into {target.root}")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(cache_app, name="cache")

@@ -31,7 +31,8 @@ def status_command(
 
     from slimkit.console import stdout_console
 
-    styles = {"cached": "green", "stale": "yellow", "missing": "red", "skipped": "dim"}
+    styles = {"cached": "green", "stale": "yellow", "missing": "red", "skipped": "dim",
+              "partial": "yellow"}
     table = Table(title=f"slimkit status: {spec.source or 'built-in defaults'}", title_justify="left")
     table.add_column("stage")
     table.add_column("status")
@@ -47,7 +48,7 @@ def status_command(
         )
     console = stdout_console()
     console.print(table)
-    todo = [r["stage"] for r in rows if r["status"] in ("stale", "missing")]
+    todo = [r["stage"] for r in rows if r["status"] in ("stale", "missing", "partial")]
     if todo:
         console.print(f"[dim]`slimkit run` would compute: {', '.join(todo)}[/]")
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -9,11 +10,21 @@ import typer
 
 from slimkit.cli._common import ConfigOption, JsonOption, SetOption
 
+NprocOption = typer.Option(
+    0,
+    "--nproc",
+    min=0,
+    help="Train on N processes of this machine with DistributedDataParallel (torchrun; "
+    "gloo on CPU, NCCL with one GPU per process). 0: one process, no torchrun.",
+    show_default=False,
+)
+
 
 def train_command(
     config: Path | None = ConfigOption,
     overrides: list[str] | None = SetOption,
     as_json: bool = JsonOption,
+    nproc: int = NprocOption,
 ) -> None:
     """Train a backbone with its fusion head and evaluate it (full ranking, HR/NDCG/MRR, popularity bias).
 
@@ -26,12 +37,44 @@ def train_command(
     threads help only when N cores are idle (a dedicated machine, large
     batch_size or hidden_size); on a busy or 2-core machine they slow
     training down.
+
+    Distributed: `slimkit train --nproc N -c spec.yaml` runs the upstream
+    stages here, then `torchrun --standalone --nproc_per_node N -m slimkit
+    train -c spec.yaml` (DistributedDataParallel; gloo on CPU, NCCL on GPU,
+    one GPU per process). The global batch is train.batch_size as in one
+    process, split between the ranks; rank 0 alone evaluates, prints and
+    writes the cache. For several machines, fill the cache first (`slimkit
+    run -c spec.yaml --until encode`) and start `torchrun --nnodes M
+    --nproc_per_node N --rdzv-backend c10d --rdzv-endpoint HOST:PORT -m
+    slimkit train -c spec.yaml` on each machine over a shared
+    SLIMKIT_CACHE_DIR. See docs/scaling.md.
     """
     from slimkit.artifacts.trained import read_metrics
-    from slimkit.cli._common import print_json, run_stage
+    from slimkit.cli._common import load_spec_from_cli, print_json, run_stage
     from slimkit.console import stderr_console, stdout_console
+    from slimkit.training.distributed import launched_by_torchrun
 
-    spec, result = run_stage(config, overrides, "train")
+    if nproc and launched_by_torchrun():
+        from slimkit.errors import SlimkitError
+
+        raise SlimkitError("--nproc starts torchrun itself; inside torchrun, leave it out.")
+    if nproc:
+        from slimkit.pipeline.distributed import launch_train
+
+        args = ["train", *(["-c", str(config)] if config else []),
+                *[part for value in overrides or [] for part in ("--set", value)],
+                *(["--json"] if as_json else [])]
+        code = launch_train(load_spec_from_cli(config, overrides), nproc, args)
+        if code:
+            raise typer.Exit(code)
+        return
+    if launched_by_torchrun():
+        result = _train_rank(config, overrides)
+        if result is None:  # ranks other than 0 print nothing
+            return
+        spec, result = result
+    else:
+        spec, result = run_stage(config, overrides, "train")
     report = read_metrics(result.path)
     report["cached"] = result.cached
     report["path"] = str(result.path)
@@ -52,6 +95,32 @@ def train_command(
             + ", ".join(f"{who} {rate:.4f}" for who, rate in rates.items())
             + (f"; the recommender's test hit@10 {hit:.4f}." if hit is not None else "."))
     stdout_console().print(f"[dim]model and metrics: {result.path}[/]")
+
+
+ERROR_GRACE_S = 10.0
+"""How long a rank other than 0 waits, after a user mistake, before it exits."""
+
+
+def _train_rank(config: Path | None, overrides: list[str] | None):
+    """(spec, StageResult) on rank 0 of a torchrun group, None on the others; a user
+    mistake (the same on every rank) is shown by rank 0 alone."""
+    from slimkit.cli._common import load_spec_from_cli
+    from slimkit.errors import SlimkitError
+    from slimkit.pipeline.distributed import run_train_rank
+    from slimkit.training.distributed import env_rank
+
+    main = env_rank() == 0
+    try:
+        spec = load_spec_from_cli(config, overrides)
+        result = run_train_rank(spec, progress=main)
+    except SlimkitError as exc:
+        if main:
+            raise
+        # torchrun stops every rank once one exits with an error: give rank 0, which
+        # meets the same mistake, time to show it before this rank's exit stops it.
+        time.sleep(ERROR_GRACE_S)
+        raise typer.Exit(exc.exit_code) from None
+    return (spec, result) if main else None
 
 
 def mode_line(report: dict[str, Any]) -> str:

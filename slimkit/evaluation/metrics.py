@@ -26,9 +26,82 @@ def rank_counts(scores, targets):
     targets in ``scores``. Returns two int64 numpy arrays ``(B,)``.
     """
     target_scores = scores.gather(1, targets.view(-1, 1))  # (B, 1)
-    greater = (scores > target_scores).sum(1)  # (B,)
-    ties = (scores == target_scores).sum(1) - 1  # (B,) the target itself excluded
+    greater, ties = compare_counts(scores, target_scores)  # (B,), (B,)
+    ties = ties - 1  # the target itself excluded
     return greater.cpu().numpy().astype(np.int64), ties.cpu().numpy().astype(np.int64)
+
+
+def compare_counts(scores, thresholds):
+    """``(greater, equal)`` int64 torch ``(B,)``: per row, the scores ``(B, C)`` above and
+    equal to its threshold ``(B, 1)``.
+
+    On CPU through NumPy's ``count_nonzero``: torch's sum of a bool matrix is ~10x slower
+    there (512 x 65,536 scores: 412 ms against 42 ms, measured on the 2-core machine)."""
+    import torch
+
+    if scores.device.type == "cpu":
+        s = scores.detach().numpy()  # (B, C), no copy
+        t = thresholds.detach().numpy()  # (B, 1)
+        greater = np.count_nonzero(s > t, axis=1).astype(np.int64)
+        equal = np.count_nonzero(s == t, axis=1).astype(np.int64)
+        return torch.from_numpy(greater), torch.from_numpy(equal)
+    return (scores > thresholds).sum(1), (scores == thresholds).sum(1)
+
+
+class RunningRank:
+    """The target's rank counts and a running top-``top`` list, fed one chunk of item
+    columns at a time, so a (rows x catalogue) score matrix is never held.
+
+    ``target_scores`` ``(B,)`` are the targets' scores (``-inf`` where the target is
+    masked), ``targets`` ``(B,)`` their item columns. After every chunk has gone through
+    :meth:`add`, :meth:`counts` equals :func:`rank_counts` over the whole score matrix and
+    :meth:`top_items` its ``topk(top)`` columns (up to the order of equal scores).
+    """
+
+    def __init__(self, target_scores, targets, top: int = 0):
+        import torch
+
+        self.target_scores = target_scores.unsqueeze(1)  # (B, 1)
+        self.targets = targets  # (B,)
+        self.top = int(top)
+        self.greater = torch.zeros(len(targets), dtype=torch.int64, device=targets.device)
+        self.ties = torch.zeros_like(self.greater)
+        self.top_values = self.top_columns = None  # (B, <= top)
+
+    def add(self, scores, first: int) -> None:
+        """Count the chunk ``scores`` ``(B, C)`` of columns ``first .. first + C - 1``
+        (masked columns already ``-inf``)."""
+        import torch
+
+        greater, equal = compare_counts(scores, self.target_scores)  # (B,), (B,)
+        self.greater += greater.to(self.greater.device)
+        self.ties += equal.to(self.ties.device)
+        # The target's own column counts in neither.
+        own = torch.nonzero(
+            (self.targets >= first) & (self.targets < first + scores.size(1))
+        ).squeeze(1)  # (O,) rows whose target is in this chunk
+        if len(own):
+            mine = scores[own, self.targets[own] - first]  # (O,)
+            target = self.target_scores[own, 0]
+            self.greater[own] -= (mine > target).long()
+            self.ties[own] -= (mine == target).long()
+        if self.top:
+            values, columns = scores.topk(min(self.top, scores.size(1)), dim=1)  # (B, k)
+            columns = columns + first
+            if self.top_values is not None:
+                values = torch.cat([self.top_values, values], dim=1)
+                columns = torch.cat([self.top_columns, columns], dim=1)
+                values, keep = values.topk(min(self.top, values.size(1)), dim=1)
+                columns = columns.gather(1, keep)
+            self.top_values, self.top_columns = values, columns
+
+    def counts(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(greater, ties)`` per row, as :func:`rank_counts`."""
+        return self.greater.cpu().numpy(), self.ties.cpu().numpy()
+
+    def top_items(self) -> np.ndarray:
+        """``(B, top)`` best columns, best first."""
+        return self.top_columns.cpu().numpy()
 
 
 def _cumulative(gains: np.ndarray) -> np.ndarray:

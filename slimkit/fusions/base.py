@@ -17,6 +17,12 @@ Contract (trainer <-> fusion heads, see docs/architecture.md):
 * ``score_positions(item_seq, lengths, users, where (B, L) bool) -> (P, N + 1)``: scores
   of every item at the ``P`` positions where ``where`` is True (default:
   ``forward_positions(...)[where] @ item_matrix().T``);
+* ``score_candidates(item_seq, lengths, users, candidates (C,), where=None) -> (R, C)``:
+  scores of the candidate items only, for every row (``where`` None: R = B) or every
+  position where ``where`` (B, L) holds (R = P); the sampled and in-batch losses use it
+  so no (rows x catalogue) matrix is built. Default: the user vectors (``forward`` or
+  ``forward_positions(...)[where]``) against ``item_matrix()[candidates]``; heads that
+  compute their item matrix once for inputs and scores override it likewise;
 * ``add_user(rationale_vector (E,)) -> int``: a new user known only by a rationale vector
   (``slimkit recommend --history``) joins the per-user table; the returned index works in
   ``forward``/``score_all``. Heads without per-user features keep this base's version,
@@ -93,6 +99,18 @@ class Recommender(nn.Module):
     ) -> torch.Tensor:
         """(P, N + 1) scores of every item at the P positions where ``where`` (B, L) holds."""
         return self.forward_positions(item_seq, lengths, users)[where] @ self.item_matrix().T
+
+    def score_candidates(
+        self, item_seq: torch.Tensor, lengths: torch.Tensor, users: torch.Tensor,
+        candidates: torch.Tensor, where: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """(R, C) scores of the items ``candidates`` (C,) for each row (R = B), or for each
+        of the P positions where ``where`` (B, L) holds (R = P)."""
+        if where is None:
+            user = self(item_seq, lengths, users)  # (B, D)
+        else:
+            user = self.forward_positions(item_seq, lengths, users)[where]  # (P, D)
+        return user @ self.item_matrix()[candidates].T  # (R, D) @ (D, C)
 
     def add_user(self, rationale_vector: torch.Tensor) -> int:
         """Add a user known only by their rationale vector; return their user index.

@@ -239,6 +239,14 @@ class ItemTextRecommender(Recommender):
     def item_matrix(self):
         return self.items.matrix(self.backbone.item_embedding.weight)
 
+    def score_candidates(self, item_seq, lengths, users, candidates, where=None):
+        matrix = self.item_matrix()  # (N+1, D), once for inputs and scores
+        if where is None:
+            user = self.sequence(item_seq, lengths, matrix)  # (B, D)
+        else:
+            user = self.sequence(item_seq, lengths, matrix, per_position=True)[where]  # (P, D)
+        return user @ matrix[candidates].T  # (R, C)
+
     def score_all(self, item_seq, lengths, users):
         matrix = self.item_matrix()  # (N+1, D), computed once for inputs and scores
         return self.sequence(item_seq, lengths, matrix) @ matrix.T  # (B, N+1)

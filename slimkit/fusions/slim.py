@@ -99,6 +99,14 @@ class SlimRecommender(Recommender):
         user = self._user(item_seq, lengths, users, matrix, per_position=True)  # (B, L, D)
         return user[where] @ matrix.T  # (P, N+1)
 
+    def score_candidates(self, item_seq, lengths, users, candidates, where=None):
+        matrix = self.item_matrix()  # (N+1, D), once for inputs and scores
+        if where is None:
+            user = self._user(item_seq, lengths, users, matrix)  # (B, D)
+        else:
+            user = self._user(item_seq, lengths, users, matrix, per_position=True)[where]
+        return user @ matrix[candidates].T  # (R, C)
+
     def add_user(self, rationale_vector: torch.Tensor) -> int:
         """Append a user from a raw rationale vector (E,), standardised like the others."""
         return append_rationale(self, rationale_vector)

@@ -119,6 +119,20 @@ class TextMatchRecommender(Recommender):
         user = self._user(item_seq, lengths, users, items, per_position=True)  # (B, L, H)
         return user[where] @ F.normalize(items, dim=-1).T  # (P, N+1)
 
+    def score_candidates(self, item_seq, lengths, users, candidates, where=None):
+        if self.use_history:
+            items = self._items()  # (N+1, H), once for the history and the scores
+            chosen = items[candidates]  # (C, H)
+        else:  # the candidates alone are transformed: O(C), not O(N)
+            items = None
+            present = self.item_present[candidates].unsqueeze(-1)  # (C, 1)
+            chosen = self.transform(self.item_text[candidates]) * present.to(self.item_text.dtype)
+        if where is None:
+            user = self._user(item_seq, lengths, users, items)  # (B, H)
+        else:
+            user = self._user(item_seq, lengths, users, items, per_position=True)[where]
+        return user @ F.normalize(chosen, dim=-1).T  # (R, C)
+
     def add_user(self, rationale_vector: torch.Tensor) -> int:
         """Append a user from a raw rationale vector (E,), standardised like the others."""
         return append_rationale(self, rationale_vector)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from slimkit.cache import StageCache
+from slimkit.data.facts import FACTS_REVISION
 from slimkit.factories import fusion_needs
 from slimkit.registry import component_versions
 from slimkit.spec import SECTION_ORDER, PipelineSpec
@@ -55,7 +56,8 @@ def stage_inputs(spec: PipelineSpec) -> dict[str, dict[str, Any]]:
     d = spec.to_dict()
     return {
         "data": {"parts": {"dataset": d["dataset"]}, "upstream": []},
-        "teach": {"parts": {"teacher": d["teacher"], "prompt": d["prompt"]}, "upstream": ["data"]},
+        "teach": {"parts": {"teacher": d["teacher"], "prompt": d["prompt"], "facts": FACTS_REVISION},
+                  "upstream": ["data"]},
         "distill": {"parts": {"student": d["student"], "prompt": d["prompt"]},
                     "upstream": ["data", "teach"]},
         "encode": {"parts": {"encoder": d["encoder"]}, "upstream": ["data", "teach", "distill"]},

@@ -79,8 +79,17 @@ def _stale_reason(
     return changes or ["an upstream stage's output changed"]
 
 
+def _shards(cache: StageCache, key: str) -> dict[str, Any] | None:
+    """What ``distill --shard`` runs did for the distill output ``key`` (None: none ran)."""
+    from slimkit.stages.distill_shards import progress_folder, shard_status
+
+    return shard_status(progress_folder(cache.stage_root("distill"), key)) if cache.root.exists() else None
+
+
 def pipeline_status(spec: PipelineSpec, cache: StageCache | None = None) -> list[dict[str, Any]]:
-    """Per stage: ``cached``, ``stale`` (with the changed settings), ``missing`` or ``skipped``.
+    """Per stage: ``cached``, ``stale`` (with the changed settings), ``missing`` or ``skipped``;
+    ``partial`` for a distill stage that ``slimkit distill --shard`` runs have begun (the
+    row's ``shards`` says how many users are done).
 
     Nothing is run or verified (``slimkit run`` verifies checksums when it uses an entry).
     """
@@ -102,6 +111,8 @@ def pipeline_status(spec: PipelineSpec, cache: StageCache | None = None) -> list
                 created=manifest.get("created"),
                 summary=manifest.get("summary", {}),
             )
+        elif stage == "distill" and (shards := _shards(cache, keys[stage])) is not None:
+            row.update(status="partial", reason=shards["line"], shards=shards)
         else:
             others = [
                 m

@@ -160,10 +160,24 @@ class TrainSection(_Strict):
     )
     lr: float = Field(1e-3, gt=0, description="Adam learning rate.")
     weight_decay: float = Field(0.0, ge=0, description="Adam weight decay.")
-    loss: Literal["ce", "bce"] = Field(
-        "ce", description="ce: softmax over the full catalogue; bce: sampled negatives."
+    loss: Literal["ce", "bce", "sampled", "in-batch"] = Field(
+        "ce",
+        description="ce: softmax over the full catalogue; bce: sampled negatives; sampled: "
+        "softmax over the target and sampled_negatives items drawn per batch, logQ-corrected "
+        "(large catalogues); in-batch: softmax over the batch's targets, logQ-corrected by "
+        "their training frequency. Neither sampled nor in-batch scores the whole catalogue.",
     )
     num_negatives: int = Field(1, ge=1, description="Negatives per positive with loss: bce.")
+    sampled_negatives: int = Field(
+        1024,
+        ge=1,
+        description="loss: sampled: items drawn (with replacement) per batch, shared by its rows.",
+    )
+    negative_sampler: Literal["popularity", "uniform"] = Field(
+        "popularity",
+        description="loss: sampled: draw items by training popularity, (count + 1) ** 0.75, "
+        "or uniformly; the loss corrects for either.",
+    )
     patience: int = Field(
         10, ge=1, description="Stop after this many epochs without validation improvement."
     )

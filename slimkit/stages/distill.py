@@ -5,7 +5,9 @@ Steps, each resumable:
 
 1. the teacher's usable rationales are split (seeded) into training and held-out users
    (``student.valid_share``);
-2. the base student writes rationales for the held-out users (for the quality report);
+2. the base student writes rationales for every teacher user: the held-out ones feed the
+   quality report, all of them the grounding metrics (teacher, base and fine-tuned student
+   compared on the same users);
 3. a LoRA adapter is trained on the training users (or ``student.adapter`` is loaded and
    training skipped). A trained adapter is kept in the ``student-adapters`` record store
    under a hash of everything training reads, so a run killed later does not train again;
@@ -229,6 +231,38 @@ def _train_or_restore(student, spec, train_records, held_out, prompt_of, adapter
     return training
 
 
+ADAPTER_WAIT_POLL_S = 1.0
+"""How often a process waiting for another one's adapter training checks the lock."""
+
+
+def train_or_restore_once(student, spec, train_records, held_out, prompt_of, adapter_dir: Path,
+                          store, progress: bool) -> dict[str, Any]:
+    """:func:`_train_or_restore` with the adapter trained by one process only: several
+    runs of one spec (``distill --shard`` processes, on one machine or sharing the cache
+    folder) take a file lock on the adapter's store key; the first trains and stores the
+    adapter, the others wait for the lock and then restore it. A killed holder releases
+    the lock at once (an OS file lock)."""
+    if getattr(spec.student, "adapter", None):
+        return _train_or_restore(student, spec, train_records, held_out, prompt_of, adapter_dir,
+                                 store, progress)
+    from slimkit.cache import RequestLock, request_lock_path
+
+    key = _adapter_key(spec, train_records, held_out, prompt_of)
+    lock = RequestLock(store, f"train-{key}")
+    told = False
+    while not lock.try_acquire():
+        if progress and not told:
+            stderr_console().print("Another process is training this LoRA adapter; waiting for "
+                                   f"it (lock: {request_lock_path(store, f'train-{key}')}).")
+        told = True
+        time.sleep(ADAPTER_WAIT_POLL_S)
+    try:
+        return _train_or_restore(student, spec, train_records, held_out, prompt_of, adapter_dir,
+                                 store, progress)
+    finally:
+        lock.release(answered=key in store)
+
+
 def _quality(spec, records, eval_records, base_out, student_out, held_out: bool):
     """The quality report on the held-out teacher users (None when there are none)."""
     if not eval_records:
@@ -250,9 +284,14 @@ def _quality(spec, records, eval_records, base_out, student_out, held_out: bool)
 
 
 def distill(spec: Any, dataset: Any, teacher_records: Sequence[dict[str, Any]], out: Path, *,
-            records: Callable[[str], Any], progress: bool = True) -> dict[str, Any]:
+            records: Callable[[str], Any], progress: bool = True, shard: Any = None) -> dict[str, Any]:
     """Fine-tune the spec's student on ``teacher_records`` and write every user's rationale
-    into ``out``; returns the summary. ``records(namespace)`` gives a per-item store."""
+    into ``out``; returns the summary. ``records(namespace)`` gives a per-item store.
+
+    With ``shard`` (a :class:`slimkit.stages.distill_shards.ShardRun`) only that shard's
+    users get their rationales (into the record store) and the shard's summary is returned:
+    nothing is written into ``out`` but the adapter (:mod:`slimkit.stages.distill_shards`).
+    """
     started = time.perf_counter()
     params = spec.student
     student = build_student(params)
@@ -295,24 +334,33 @@ def distill(spec: Any, dataset: Any, teacher_records: Sequence[dict[str, Any]], 
     base_generator = RationaleGenerator(student, records(RATIONALE_STORE), prompt_of, adapter=False,
                                         titles=dataset.item_titles, history_of=history_of)
     eval_users = [int(r["user_index"]) for r in eval_records]
+    # The base student on every teacher user: the held-out ones for the quality report, all
+    # of them for grounding (teacher, base and fine-tuned on the same users).
+    teacher_users = [int(r["user_index"]) for r in usable]
+    base_users = list(dict.fromkeys(eval_users + teacher_users))
+    if shard is not None:  # this shard's share of the held-out and base users
+        eval_users, base_users = shard.take(eval_users), shard.take(base_users)
 
-    # The base student on the held-out users, for the quality report (with vLLM the base
-    # stays available after training, so it waits until the engine is up).
+    # With vLLM the base stays available after training, so it waits until the engine is up.
     base_later = bool(getattr(student, "base_after_adapter", False))
     if not base_later:
-        base_out = base_generator(eval_users, progress=progress, description="Base student (quality)")
+        base_out = base_generator(base_users, progress=progress, description="Base student (grounding)")
     adapter_dir = out / ADAPTER_FOLDER
-    training = _train_or_restore(student, spec, train_records, held_out, prompt_of, adapter_dir,
-                                 records(ADAPTER_STORE), progress)
+    training = train_or_restore_once(student, spec, train_records, held_out, prompt_of, adapter_dir,
+                                     records(ADAPTER_STORE), progress)
     student.prepare_for_generation()
     num_users = dataset.num_users if params.num_users is None else min(dataset.num_users, params.num_users)
     users = list(range(num_users))
-    student_out = generator(users, progress=progress, description="Student rationales")
+    student_out = (shard.generate(generator, users, progress=progress, description="Student rationales")
+                   if shard is not None else
+                   generator(users, progress=progress, description="Student rationales"))
     missing_eval = [u for u in eval_users if u not in student_out]
     if missing_eval:
         student_out.update(generator(missing_eval, progress=progress, description="Held-out users"))
     if base_later:
-        base_out = base_generator(eval_users, progress=progress, description="Base student (quality)")
+        base_out = base_generator(base_users, progress=progress, description="Base student (grounding)")
+    if shard is not None:  # the quality report and the stage files wait for the whole run
+        return shard.finish([generator, base_generator], training, getattr(params, "backend", None))
     report = _quality(spec, records, eval_records, base_out, student_out, bool(held_out))
 
     from slimkit.evaluation.grounding import Grounder, collapse_warning, summarize
@@ -330,8 +378,12 @@ def distill(spec: Any, dataset: Any, teacher_records: Sequence[dict[str, Any]], 
     grounding = {
         "teacher": grounder.metrics({int(r["user_index"]): r.get("rationale") or ""
                                      for r in teacher_records if r.get("status", "done") == "done"}),
-        "base": grounder.metrics({u: base_out[u]["rationale"] for u in eval_users if u in base_out}),
+        "base": grounder.metrics({u: base_out[u]["rationale"] for u in base_users if u in base_out}),
         "fine_tuned": summarize(checks, {u: student_out[u]["rationale"] for u in users}),
+        # the fine-tuned student on the teacher's users only: like for like with the two above
+        "fine_tuned_teacher_users": summarize(
+            {u: checks[u] for u in teacher_users if u in checks},
+            {u: student_out[u]["rationale"] for u in teacher_users if u in checks}),
     }
     warnings = [w for w in (collapse_warning(grounding["fine_tuned"], "fine-tuned student"),) if w]
     if report is not None:

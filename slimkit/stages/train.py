@@ -68,6 +68,8 @@ def options_from_spec(spec: Any, device: str, max_seq_len: int):
     t, e = spec.train, spec.eval
     train = TrainOptions(epochs=t.epochs, batch_size=t.batch_size, lr=t.lr,
                          weight_decay=t.weight_decay, loss=t.loss, num_negatives=t.num_negatives,
+                         sampled_negatives=t.sampled_negatives,
+                         negative_sampler=t.negative_sampler,
                          patience=t.patience, valid_metric=t.valid_metric, seed=t.seed,
                          device=device, max_seq_len=max_seq_len, mode=t.mode,
                          window_stride=t.window_stride or 0)
@@ -93,11 +95,9 @@ def max_seq_len_of(spec: Any, dataset: Any) -> int:
     return int(getattr(dataset, "max_seq_len", 0) or spec.dataset.max_seq_len)
 
 
-def train(spec: Any, dataset: Any, vectors: dict[str, Any] | None, out: Path, *,
-          progress: bool = True) -> dict[str, Any]:
-    """Train and evaluate the spec's recommender on ``dataset`` (with the encode stage's
-    ``vectors`` when its fusion head needs them), save the best into ``out``; returns the
-    summary."""
+def _fit(spec: Any, dataset: Any, vectors: dict[str, Any] | None, *, progress: bool):
+    """``(result, build, device)``: the spec's recommender fitted and evaluated (result is
+    None on a distributed run's ranks other than 0), and the function that builds it."""
     from slimkit.runtime import resolve_device
     from slimkit.training import train_and_evaluate
 
@@ -113,8 +113,29 @@ def train(spec: Any, dataset: Any, vectors: dict[str, Any] | None, out: Path, *,
 
     result = train_and_evaluate(build, dataset, train_opts, eval_opts, list(spec.eval.seeds),
                                 progress=progress)
+    return result, build, device
+
+
+def train_worker(spec: Any, dataset: Any, vectors: dict[str, Any] | None) -> None:
+    """A distributed run's rank other than 0: the same fits as rank 0 (each on its share
+    of every batch, :mod:`slimkit.training.distributed`); it writes and prints nothing."""
+    _fit(spec, dataset, vectors, progress=False)
+
+
+def train(spec: Any, dataset: Any, vectors: dict[str, Any] | None, out: Path, *,
+          progress: bool = True) -> dict[str, Any]:
+    """Train and evaluate the spec's recommender on ``dataset`` (with the encode stage's
+    ``vectors`` when its fusion head needs them), save the best into ``out``; returns the
+    summary. In a distributed run this is rank 0's part (the others run
+    :func:`train_worker`)."""
+    from slimkit.training import distributed
+
+    result, build, device = _fit(spec, dataset, vectors, progress=progress)
+    max_seq_len = max_seq_len_of(spec, dataset)
+    group = distributed.current()
     metrics = result.report
     metrics.update(
+        processes=group.world if group is not None else 1,
         backbone=spec.backbone.kind,
         fusion=spec.fusion.kind,
         dataset={"name": dataset.name, "users": dataset.num_users, "items": dataset.num_items,

@@ -5,6 +5,13 @@ input truncated to the last ``max_seq_len`` items before it. Full ranking over t
 catalogue, or the target among ``num_negatives`` sampled items (the paper's protocol);
 items already in the history are masked unless ``mask_history`` is off. Metrics come from
 one comparison of every score against the target's.
+
+Full ranking of a large catalogue (more than
+:data:`~slimkit.training.options.WHOLE_CATALOGUE` items, or ``item_chunk`` set) never
+holds a (users x catalogue) score matrix: the users' vectors (``forward``) meet the item
+matrix (``item_matrix()``, computed once per evaluation) one chunk of items at a time,
+keeping the target's rank counts and a running top-10
+(:class:`~slimkit.evaluation.metrics.RunningRank`); the metrics are the same.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import torch
 
 from slimkit.errors import SlimkitError
 from slimkit.evaluation.metrics import (
+    RunningRank,
     mask_history,
     mean_metrics,
     rank_counts,
@@ -88,6 +96,8 @@ class Evaluator:
         model.eval()
         samples, (hist_rows, hist_items, pointer), negatives = self.split_data(split)
         opts = self.options
+        if negatives is None and opts.items_per_chunk(self.num_items) < self.num_items + 1:
+            return self._evaluate_chunked(model, split, with_lists=with_lists)
         rows = opts.rows_per_batch(self.num_items)
         greater_all, ties_all, tops = [], [], []
         for begin in range(0, len(samples), rows):
@@ -115,6 +125,49 @@ class Evaluator:
             ties_all.append(ties)
             if with_lists:
                 tops.append(scores.topk(min(10, self.num_items), dim=1).indices.cpu().numpy())
+        per_user = ranking_metrics(np.concatenate(greater_all), np.concatenate(ties_all), opts.ks)
+        return EvalResult(
+            metrics=mean_metrics(per_user),
+            per_user=per_user,
+            top_items=np.concatenate(tops) if tops else np.zeros((0, 10), dtype=np.int64),
+            targets=samples.targets,
+        )
+
+    def _evaluate_chunked(self, model: Any, split: str, *, with_lists: bool) -> EvalResult:
+        """Full ranking, one chunk of items at a time (see the module docstring)."""
+        samples, (hist_rows, hist_items, pointer), _ = self.split_data(split)
+        opts = self.options
+        chunk = opts.items_per_chunk(self.num_items)
+        rows = opts.batch_size or int(max(64, min(4096, 2**25 // chunk)))
+        device = self.events.device
+        items = model.item_matrix().float()  # (N + 1, D), once
+        greater_all, ties_all, tops = [], [], []
+        for begin in range(0, len(samples), rows):
+            end = min(begin + rows, len(samples))
+            seq, lengths, users, targets = sample_batch(self.events, samples, np.arange(begin, end))
+            user = model(seq, lengths, users).float()  # (B, D)
+            target_scores = (user * items[targets]).sum(-1)  # (B,)
+            lo, hi = pointer[begin], pointer[end]
+            h_rows = torch.as_tensor(hist_rows[lo:hi] - begin, device=device)  # (H,)
+            h_items = torch.as_tensor(hist_items[lo:hi], device=device)  # (H,)
+            if opts.mask_history:
+                seen = h_items == targets[h_rows]  # (H,) the target is in its history
+                target_scores[h_rows[seen]] = -torch.inf
+            rank = RunningRank(target_scores, targets, top=min(10, self.num_items) if with_lists else 0)
+            for first in range(0, self.num_items + 1, chunk):
+                last = min(first + chunk, self.num_items + 1)
+                scores = user @ items[first:last].T  # (B, C)
+                if first == 0:
+                    scores[:, 0] = -torch.inf  # padding
+                if opts.mask_history:
+                    inside = (h_items >= first) & (h_items < last)  # (H,)
+                    scores[h_rows[inside], h_items[inside] - first] = -torch.inf
+                rank.add(scores, first)
+            greater, ties = rank.counts()
+            greater_all.append(greater)
+            ties_all.append(ties)
+            if with_lists:
+                tops.append(rank.top_items())
         per_user = ranking_metrics(np.concatenate(greater_all), np.concatenate(ties_all), opts.ks)
         return EvalResult(
             metrics=mean_metrics(per_user),

@@ -12,7 +12,8 @@ Two modes read the same targets (every item of each user's training part but the
   an epoch takes the same number of optimiser steps.
 
 ``auto`` picks causal when the model supports it. Cross-entropy over the full catalogue
-(or BCE with uniformly sampled negatives); Adam; validation after every epoch, stop after
+(or BCE with uniformly sampled negatives, or for large catalogues a sampled or in-batch
+softmax with the logQ correction, :mod:`.losses`); Adam; validation after every epoch, stop after
 ``patience`` epochs without improvement of the validation metric, restore the best
 state. Batches are gathered from the flat event array with one indexing operation.
 """
@@ -32,7 +33,10 @@ import torch.nn.functional as F
 
 from slimkit.errors import SlimkitError
 from slimkit.fusions.base import Recommender
+from slimkit.training import distributed
 from slimkit.training.evaluate import EvalResult, Evaluator
+from slimkit.training.losses import SAMPLED_LOSSES, CandidateLoss, training_target_counts
+from slimkit.training.optim import adam
 from slimkit.training.options import EvalOptions, TrainOptions
 from slimkit.training.progress import EpochProgress
 from slimkit.training.samples import (
@@ -132,9 +136,21 @@ class Trainer:
             self.train_samples = training_samples(offsets, items, options.max_seq_len)
             self.num_targets = self.num_rows = len(self.train_samples)
             self.rows_per_batch = options.batch_size
+        self.candidate_loss = None  # train.loss sampled / in-batch (training/losses.py)
+        if options.loss in SAMPLED_LOSSES:
+            self.candidate_loss = CandidateLoss(
+                options.loss,
+                training_target_counts(offsets, items, self.num_items),
+                num_negatives=options.sampled_negatives,
+                sampler=options.negative_sampler,
+                device=self.device,
+            )
         self.evaluator = Evaluator(
             self.events, offsets, items, self.num_items, options.max_seq_len, eval_options
         )
+        # Under torchrun: DDP over the model, each rank a share of every batch.
+        self.group = distributed.current()
+        self.ddp = self.group.wrap(self.model) if self.group is not None else None
         too_big = [k for k in eval_options.ks if k > self.num_items]
         if too_big:
             raise SlimkitError(
@@ -159,6 +175,8 @@ class Trainer:
     def _loss(self, seq, lengths, users, targets, where=None) -> torch.Tensor:
         """Mean loss of a batch: per prefix, ``targets`` (B,); causal, ``targets`` (B, L)
         with a loss where ``where`` (B, L) holds. The R rows below are B or P = where.sum()."""
+        if self.candidate_loss is not None:
+            return self.candidate_loss(self.model, seq, lengths, users, targets, where)
         ce = self.options.loss == "ce"
         if where is None:
             if ce:
@@ -185,15 +203,27 @@ class Trainer:
             pos_score, torch.ones_like(pos_score)
         ) + F.binary_cross_entropy_with_logits(neg_score, torch.zeros_like(neg_score))
 
+    def _targets_per_row(self, index: torch.Tensor) -> torch.Tensor:
+        """(B,) targets each row of ``index`` holds: 1 per prefix sample, its loss
+        positions per causal window."""
+        if self.mode != "causal":
+            return torch.ones(len(index), dtype=torch.int64)
+        w = self.train_windows
+        return torch.as_tensor(w.lengths - w.first_loss)[index]
+
     def train_epoch(
         self, generator: torch.Generator, on_batch: Callable[[float], None] | None = None
     ) -> float:
         """One pass over the shuffled training samples (or windows); returns the mean loss
-        per target."""
+        per target. In a distributed run every rank draws the same order and trains on its
+        share of each batch (:mod:`slimkit.training.distributed`)."""
         self.model.train()
         total, count = 0.0, 0
         order = torch.randperm(self.num_rows, generator=generator)
         for index in order.split(self.rows_per_batch):
+            if self.group is not None:
+                index, scale, global_targets = self.group.share(
+                    index, self._targets_per_row(index))
             if self.mode == "causal":
                 seq, lengths, users, targets, where = window_batch(
                     self.events, self.train_windows, index
@@ -202,11 +232,17 @@ class Trainer:
             else:
                 seq, lengths, users, targets = sample_batch(self.events, self.train_samples, index)
                 where, targets_in_batch = None, len(index)
-            loss = self._loss(seq, lengths, users, targets, where)
+            if self.ddp is None:
+                loss = self._loss(seq, lengths, users, targets, where)
+            else:
+                loss = self.ddp(self._loss, seq, lengths, users, targets, where)
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss if self.ddp is None else loss * scale).backward()
             self.optimizer.step()
-            value = float(loss.detach())
+            if self.ddp is None:
+                value = float(loss.detach())
+            else:
+                value, targets_in_batch = self.group.batch_loss(loss, scale), global_targets
             if not math.isfinite(value):
                 raise SlimkitError(
                     f"The training loss became {value}.",
@@ -218,25 +254,34 @@ class Trainer:
                 on_batch(value)
         return total / max(count, 1)
 
+    def _valid_value(self) -> float:
+        """The validation metric now; in a distributed run rank 0's, broadcast."""
+        def compute() -> float:
+            return self.evaluate("valid", with_lists=False).metrics[self.options.valid_metric]
+
+        return compute() if self.group is None else self.group.from_main(compute)
+
     def fit(self) -> FitResult:
         """Train with early stopping; the model ends in its best validation state."""
         opts = self.options
         seed_everything(opts.seed)
-        generator = torch.Generator().manual_seed(opts.seed)
-        self.optimizer = torch.optim.Adam(
-            self.model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay
-        )
+        generator = torch.Generator().manual_seed(opts.seed)  # the same order on every rank
+        main = self.group is None or self.group.main
+        if not main:  # other dropout masks and sampled negatives than rank 0's
+            torch.manual_seed(distributed.rank_seed(opts.seed, self.group.rank))
+        self.optimizer = adam(self.model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
         best_value, best_epoch, best_state, stale = -math.inf, 0, None, 0
         history: list[dict[str, float]] = []
         train_seconds = 0.0
-        with EpochProgress(self.progress, opts, self.batches_per_epoch) as bar:
+        with EpochProgress(self.progress and main, opts, self.batches_per_epoch,
+                           report=main) as bar:
             for epoch in range(1, opts.epochs + 1):
                 bar.start_epoch(epoch)
                 started = time.perf_counter()
                 loss = self.train_epoch(generator, bar.advance)
                 seconds = time.perf_counter() - started
                 train_seconds += seconds
-                value = self.evaluate("valid", with_lists=False).metrics[opts.valid_metric]
+                value = self._valid_value()
                 improved = value > best_value
                 if improved:
                     best_value, best_epoch, stale = value, epoch, 0

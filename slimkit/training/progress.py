@@ -32,10 +32,12 @@ def on_epoch_end(listener: EpochListener) -> Iterator[None]:
 
 class EpochProgress:
     """A context manager: ``start_epoch``, ``advance(loss)`` per batch, ``end_epoch``.
-    Disabled, it draws nothing and only logs the epoch lines."""
+    Disabled, it draws nothing and only logs the epoch lines; with ``report`` off (a
+    distributed run's ranks other than 0) it neither logs nor calls listeners."""
 
-    def __init__(self, enabled: bool, opts: TrainOptions, batches: int):
+    def __init__(self, enabled: bool, opts: TrainOptions, batches: int, *, report: bool = True):
         self.enabled = enabled
+        self.report = report
         self.opts = opts
         self.batches = batches
         self.running, self.seen = 0.0, 0
@@ -64,6 +66,8 @@ class EpochProgress:
             f"epoch {epoch:3d}  loss {loss:.4f}  valid {self.opts.valid_metric} {value:.4f}"
             f"{'  *best' if improved else ''}  {seconds:.1f}s"
         )
+        if not self.report:
+            return
         if self.enabled:
             self.bar.console.print(line)
         log.info(line)

@@ -15,6 +15,7 @@ from slimkit.evaluation.metrics import mean_std
 from slimkit.evaluation.popularity import item_popularity, popularity_metrics
 from slimkit.evaluation.sparsity import sparsity_groups
 from slimkit.fusions.base import Recommender
+from slimkit.training import distributed
 from slimkit.training.evaluate import EvalResult
 from slimkit.training.fit import Trainer, seed_everything
 from slimkit.training.options import EvalOptions, TrainOptions
@@ -59,9 +60,11 @@ def train_and_evaluate(
     seeds: list[int] | None = None,
     *,
     progress: bool = False,
-) -> RunResult:
+) -> RunResult | None:
     """Train one model per seed (``build_model`` is called after seeding), evaluate each,
-    and report means and standard deviations over seeds.
+    and report means and standard deviations over seeds. In a distributed run
+    (:mod:`slimkit.training.distributed`) every rank fits, rank 0 alone evaluates and
+    reports; the other ranks get None.
 
     ``report`` has ``valid``/``test`` (means), ``valid_std``/``test_std``, ``popularity``
     and ``sparsity`` (means over seeds), ``seeds`` (one entry per run), ``masked_history``,
@@ -74,14 +77,18 @@ def train_and_evaluate(
     train_lengths = np.diff(np.asarray(dataset.offsets)) - 2
     runs, best = [], None
     per_user_test: dict[int, dict[str, np.ndarray]] = {}
+    group = distributed.current()
+    main = group is None or group.main
     for seed in seeds:
         opts = TrainOptions(**{**options.__dict__, "seed": seed})
         seed_everything(seed)
         model = build_model()
         trainer = Trainer(model, dataset, opts, eval_options, progress=progress)
-        if progress and len(seeds) > 1:
+        if progress and main and len(seeds) > 1:
             stderr_console().print(f"[bold]seed {seed}[/] ({len(runs) + 1}/{len(seeds)})")
         fit = trainer.fit()
+        if not main:
+            continue
         valid = trainer.evaluate("valid", with_lists=False)
         test = trainer.evaluate("test")
         popularity = popularity_metrics(
@@ -113,6 +120,8 @@ def train_and_evaluate(
         if best is None or score > best[0]:
             state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
             best = (score, seed, state)
+    if not main:
+        return None
     valid_mean, valid_std = mean_std([r["valid"] for r in runs])
     test_mean, test_std = mean_std([r["test"] for r in runs])
     popularity_mean, _ = mean_std([r["popularity"] for r in runs])

@@ -155,3 +155,14 @@ def test_prepared_dataset_round_trip(tmp_path):
     back = PreparedDataset.load(tmp_path / "out")
     assert back.user_ids == ds.user_ids and back.item_ids == ds.item_ids
     assert np.array_equal(back.offsets, ds.offsets) and np.array_equal(back.has_text, ds.has_text)
+
+
+def test_row_places_name_rows_without_a_string_per_row():
+    from slimkit.data.readers import RowPlaces
+
+    rows = RowPlaces("row", count=3)
+    assert len(rows) == 3 and [rows[i] for i in range(3)] == ["row 1", "row 2", "row 3"]
+    lines = RowPlaces("line", np.array([2, 5, 9]))
+    assert lines[1] == "line 5" and lines[-1] == "line 9" and str(lines[np.int64(0)]) == "line 2"
+    with pytest.raises(IndexError):
+        lines[3]

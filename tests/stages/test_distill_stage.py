@@ -61,10 +61,11 @@ def test_stage_trains_writes_every_user_and_is_cached(tmp_path, tiny_model_dir):
     rows = [json.loads(line) for line in (result.path / "rationales.jsonl").read_text().splitlines()]
     assert [r["user_index"] for r in rows] == list(range(30))
     assert {"user", "user_index", "rationale", "steps", "well_formed", "named_items"} <= set(rows[0])
-    # Grounding on every user that has a rationale: the teacher's 20, the base student's
-    # 4 held-out users, the fine-tuned student's 30.
+    # Grounding on every user that has a rationale: the teacher's 20, the base student on
+    # the same 20, the fine-tuned student's 30 (and its 20 on the teacher's users).
     grounding = summary["grounding"]
-    assert [grounding[k]["users"] for k in ("teacher", "base", "fine_tuned")] == [20, 4, 30]
+    assert [grounding[k]["users"] for k in ("teacher", "base", "fine_tuned",
+                                            "fine_tuned_teacher_users")] == [20, 20, 30, 20]
     assert grounding["fine_tuned"]["reach_step3"] == summary["well_formed_share"]
     for row in rows:  # stored step-3 items are raw item ids of the catalogue
         assert set(row["named_items"]) <= set(dataset.item_ids[1:])
@@ -90,7 +91,7 @@ def test_stage_trains_writes_every_user_and_is_cached(tmp_path, tiny_model_dir):
     cache.delete("distill", result.key)
     rerun = Pipeline(spec, cache, progress=False).run("distill")
     assert rerun.summary["adapter"] == "restored"
-    assert rerun.summary["generated"] == 0 and rerun.summary["cached"] == 34
+    assert rerun.summary["generated"] == 0 and rerun.summary["cached"] == 50  # 30 + 20 base
     assert [json.loads(x) for x in (rerun.path / "rationales.jsonl").read_text().splitlines()] == rows
 
 
@@ -109,7 +110,7 @@ def test_constrained_and_anti_repetition_generation_reuses_the_adapter(tmp_path,
     constrained = pipeline.run("distill")
     assert constrained.summary["adapter"] == "restored"  # not trained again
     # every rationale is new, the base student's too (it decodes under the same settings)
-    assert constrained.summary["generated"] == 34 and constrained.summary["cached"] == 0
+    assert constrained.summary["generated"] == 50 and constrained.summary["cached"] == 0
     dataset = pipeline.dataset()
     for row in (json.loads(x) for x in (constrained.path / "rationales.jsonl").read_text().splitlines()):
         seen = {dataset.item_ids[int(i)] for i in dataset.train_items(row["user_index"])}
@@ -240,7 +241,7 @@ def test_resume_after_sigkill_does_not_regenerate_finished_users(tmp_path, tiny_
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     try:
-        while _records(cache_dir) < 20:
+        while _records(cache_dir) < 40:  # the base student's 20 (teacher users), then 20 more
             assert proc.poll() is None, "distill finished before it could be killed"
             assert time.time() < deadline, "no rationale was cached in time"
             time.sleep(0.3)
@@ -250,14 +251,14 @@ def test_resume_after_sigkill_does_not_regenerate_finished_users(tmp_path, tiny_
         if proc.poll() is None:
             proc.kill()
     done_before = _records(cache_dir)
-    assert 20 <= done_before < 150
+    assert 40 <= done_before < 170
     finished = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert finished.returncode == 0, finished.stderr[-2000:]
     summary = json.loads(finished.stdout)["summary"]
     assert summary["adapter"] == "restored"  # trained before the kill: not trained again
     assert summary["cached"] >= done_before
-    assert summary["generated"] == 150 - summary["cached"]
-    assert summary["users"] == 150 == _records(cache_dir)
+    assert summary["generated"] == 170 - summary["cached"]  # 150 users + 20 base
+    assert summary["users"] == 150 and _records(cache_dir) == 170
 
 
 @pytest.mark.slow

@@ -58,7 +58,7 @@ def _read_log(params) -> tuple[pd.DataFrame, str, dict]:
         keep=keep,
     )
     bad.log()
-    interactions = make_interactions(users[keep].to_numpy(), items[keep].to_numpy(), times[keep])
+    interactions = make_interactions(users[keep].array, items[keep].array, times[keep])
     return interactions, unit, bad.report()
 
 

@@ -21,6 +21,7 @@ import pandas as pd
 from slimkit.data.loaders.recbole_atomic import item_table, read_inter
 from slimkit.data.raw import RawLog, make_interactions, skipped_info
 from slimkit.data.readers import (
+    RowPlaces,
     check_exists,
     check_file,
     check_ids,
@@ -80,7 +81,7 @@ def fetch_ml100k(dest: Path | None = None) -> Path:
 def _interactions_from_columns(
     path: Path, frame: pd.DataFrame, lines: np.ndarray, bad, fields: str
 ) -> pd.DataFrame:
-    places = [f"line {n}" for n in lines]
+    places = RowPlaces("line", lines)
     keep = np.ones(len(frame), dtype=bool)
     missing = frame["timestamp"].isna().to_numpy() & frame["user"].notna().to_numpy()
     for i in np.flatnonzero(missing):
@@ -91,7 +92,7 @@ def _interactions_from_columns(
     times, _unit = parse_timestamps(
         frame["timestamp"], places, path=path, column="timestamp", fmt=None, bad=bad, keep=keep
     )
-    return make_interactions(users[keep].to_numpy(), items[keep].to_numpy(), times[keep])
+    return make_interactions(users[keep].array, items[keep].array, times[keep])
 
 
 def _genre_names(folder: Path) -> list[str]:

@@ -16,6 +16,7 @@ import pandas as pd
 from slimkit.data.raw import RawLog, make_interactions, skipped_info
 from slimkit.data.readers import (
     BadLines,
+    RowPlaces,
     check_file,
     check_ids,
     encoding_error,
@@ -157,7 +158,7 @@ def read_inter(
             hint="Set dataset.timestamp_field to the file's time field, or to null to use "
             "the file order as the chronology.",
         )
-    places = [f"line {n}" for n in lines]
+    places = RowPlaces("line", lines)
     keep = np.ones(len(frame), dtype=bool)
     users = check_ids(frame[user_field], places, path=path, column=user_field, bad=bad, keep=keep)
     items = check_ids(frame[item_field], places, path=path, column=item_field, bad=bad, keep=keep)
@@ -173,7 +174,7 @@ def read_inter(
             bad=bad,
             keep=keep,
         )
-    interactions = make_interactions(users[keep].to_numpy(), items[keep].to_numpy(), times[keep])
+    interactions = make_interactions(users[keep].array, items[keep].array, times[keep])
     return interactions, unit, bad
 
 

@@ -19,6 +19,7 @@ from slimkit.data.readers.delimited import read_delimited, read_header
 from slimkit.data.readers.files import (
     SKIP_HINT,
     BadLines,
+    RowPlaces,
     check_exists,
     check_file,
     encoding_error,
@@ -40,6 +41,7 @@ __all__ = [
     "SKIP_HINT",
     "BadLines",
     "Column",
+    "RowPlaces",
     "check_exists",
     "check_file",
     "check_ids",

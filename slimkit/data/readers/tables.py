@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from slimkit.data.readers.delimited import read_delimited, read_header
-from slimkit.data.readers.files import BadLines, check_file
+from slimkit.data.readers.files import BadLines, RowPlaces, check_file
 from slimkit.data.readers.json_lines import Column, first_record, read_json_lines_located
 from slimkit.errors import DataError
 
@@ -68,7 +68,7 @@ def read_table(
     encoding: str = "utf-8",
     separator: str | None = None,
     skip_bad_lines: bool = False,
-) -> tuple[pd.DataFrame, list[str], BadLines]:
+) -> tuple[pd.DataFrame, RowPlaces, BadLines]:
     """Columns of a CSV/TSV/Parquet/JSONL table and a locator per row.
 
     ``wanted`` maps a spec key (``user_column``) to a required column name; ``optional``
@@ -89,7 +89,7 @@ def read_table(
         _missing_columns(path, names, wanted)
         cols = required + [c for c in optional if c in names and c not in required]
         frame = pq.read_table(path, columns=cols).to_pandas()
-        places = [f"row {i + 1}" for i in range(len(frame))]
+        places = RowPlaces("row", count=len(frame))
         if len(frame) == 0:
             raise DataError(f"{path} holds no rows; expected {expected}.")
         return frame, places, BadLines(path, skip_bad_lines, expected)
@@ -105,7 +105,7 @@ def read_table(
             path, cols, expected=expected, skip_bad_lines=skip_bad_lines
         )
         frame = pd.DataFrame(data)
-        return frame, [f"line {n}" for n in lines], bad
+        return frame, RowPlaces("line", lines), bad
     sep = separator or ("," if fmt == "csv" else "\t")
     have = read_header(path, sep=sep, encoding=encoding, expected=expected)
     _missing_columns(path, have, wanted)
@@ -118,4 +118,4 @@ def read_table(
         encoding=encoding,
         skip_bad_lines=skip_bad_lines,
     )
-    return frame, [f"line {n}" for n in lines], bad
+    return frame, RowPlaces("line", lines), bad

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from slimkit.errors import DataError
 
 def check_ids(
     values: pd.Series,
-    places: list[str] | np.ndarray,
+    places: Sequence[str],
     *,
     path: Path,
     column: str,
@@ -31,7 +32,7 @@ def check_ids(
 
 def parse_timestamps(
     values: pd.Series,
-    places: list[str] | np.ndarray,
+    places: Sequence[str],
     *,
     path: Path,
     column: str,

@@ -72,9 +72,10 @@ class HFLoraStudent:
                 hint="Use student.backend=transformers, or leave these settings empty.",
             )
         if backend == "vllm":
-            from slimkit.llm.vllm import require_vllm
+            from slimkit.llm.vllm import require_vllm, vllm_lora_rank
 
             require_vllm()  # before any data or model is loaded
+            vllm_lora_rank(lora_r)  # a rank vLLM can serve
         self.model_name = model
         self.adapter_path = adapter
         self.lora_r = lora_r
@@ -434,15 +435,20 @@ class HFLoraStudent:
 
     # -- vLLM ----------------------------------------------------------------------------
     def _generate_vllm(self, prompts, *, on_done, progress, description, adapter) -> dict[str, Any]:
-        from slimkit.llm.vllm import VLLMGenerator
+        from slimkit.llm.vllm import VLLMGenerator, adapter_rank
 
+        if adapter and self._adapter_folder is None:
+            # Never the base model under the fine-tuned student's name (and cache keys).
+            raise RuntimeError("vLLM generation with the adapter needs it saved or loaded first "
+                               "(save_adapter / load_adapter)")
         if self._vllm is None:
             base = self.base_model_path()
+            rank = (adapter_rank(self._adapter_folder) if self._adapter_folder else None) or self.lora_r
             self._release_model()  # the GPU memory goes to vLLM
-            self._vllm = VLLMGenerator(base, lora_rank=self.lora_r)
+            self._vllm = VLLMGenerator(base, lora_rank=rank)
         return self._vllm.generate(
             prompts,
-            adapter=str(self._adapter_folder) if (adapter and self._adapter_folder) else None,
+            adapter=str(self._adapter_folder) if adapter else None,
             max_new_tokens=self.max_new_tokens,
             chunk_size=max(self.gen_batch_size, 256),
             on_done=on_done,
