@@ -107,7 +107,7 @@ def test_validate_and_status_refuse_with_the_numbers(tmp_path, tiny_model_dir, c
     # auto lengths pass, and say what they were measured from
     assert _cli(["config", "validate", str(config), "--set", "student.max_length=auto"]) in (0, None)
     out = capsys.readouterr().out
-    assert "max_length=auto (sized after teach)" in out and "longest prompt" in out
+    assert "max_length=auto (sized after teach)" in out and "prompts:" in out
 
 
 def test_validate_after_teach_measures_the_teachers_rationales(tmp_path, tiny_model_dir, capsys):

@@ -7,7 +7,8 @@ measured lengths of the student's prompts and of the teacher's rationales, in st
   with the student's tokenizer, end-of-sequence token included), rounded up to a multiple
   of 8, so the student may write as much as the teacher usually did;
 * ``max_length``: the longest training prompt plus that same number, rounded up to a
-  multiple of 8, so no prompt is cut and at most 5% of the rationales are.
+  multiple of 8 and capped at the model's context window, so no prompt is cut and at most
+  5% of the rationales are.
 
 A set number is obeyed, but a ``max_length`` that cannot hold the longest prompt plus the
 teacher's median rationale (so most rationales would lose their end; before the teacher has
@@ -163,10 +164,10 @@ def describe(plan: LengthPlan | Mapping[str, Any]) -> str:
         value = p[name]
         tag = " (auto)" if name in p.get("auto", []) else ""
         parts.append(f"{name}={'auto (sized after teach)' if value == AUTO else f'{value}{tag}'}")
-    measured = f"longest prompt {p['longest_prompt']} tokens of {p['prompts']}"
+    measured = f"longest of {p['prompts']} prompts: {p['longest_prompt']} tokens"
     if p.get("rationale_p95") is not None:
-        measured += (f"; teacher rationales p95 {p['rationale_p95']}, max {p['rationale_max']} "
-                     f"tokens of {p['rationales']}")
+        measured += (f"; {p['rationales']} teacher rationales: median {p['rationale_p50']}, "
+                     f"p95 {p['rationale_p95']}, max {p['rationale_max']} tokens")
     else:
         measured += "; teacher rationales not measured yet (checked after teach)"
     return f"student {', '.join(parts)} ({measured})"
