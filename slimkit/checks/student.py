@@ -109,6 +109,8 @@ def check_student(
             isinstance(p, list) and p and all(isinstance(t, int) for t in p) for p in prompts):
         raise fail(component, "prompt_ids must return the same non-empty list of ints each time")
 
+    if hasattr(student, "fit_lengths"):  # the stage fits lengths before it generates or trains
+        student.fit_lengths(dict(enumerate(messages)), [RATIONALE] * users)
     base_identity = _json_dict(component, "identity(adapter=False)", student.identity(False))
     _json_dict(component, "generation_params", student.generation_params())
     base = _generate(student, component, prompts, adapter=False)

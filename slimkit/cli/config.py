@@ -21,19 +21,37 @@ def validate(
     overrides: list[str] | None = SetOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Check a spec: every problem is listed at once; exit code 2 if any."""
+    """Check a spec: every problem is listed at once; exit code 2 if any. With the data
+    stage cached, also whether the student's prompts (and, after teach, the teacher's
+    rationales) fit its lengths: only a tokenizer is loaded, never a model."""
+    from slimkit.pipeline.status import student_length_check
     from slimkit.spec import load_spec
 
     path = file or config
     spec = load_spec(path, overrides or [])
+    lengths = student_length_check(spec)
     if as_json:
-        print_json({"valid": True, "file": str(path) if path else None})
+        print_json({"valid": True, "file": str(path) if path else None, "student_lengths": lengths})
     else:
         from slimkit.console import stdout_console
 
         kinds = ", ".join(f"{s}={spec.section(s).kind}" for s in
                           ("dataset", "teacher", "student", "encoder", "backbone", "fusion"))
-        stdout_console().print(f"[green]✓[/] {path or 'defaults'} is valid ({kinds})")
+        console = stdout_console()
+        console.print(f"[green]✓[/] {path or 'defaults'} is valid ({kinds})")
+        print_lengths(console, lengths)
+
+
+def print_lengths(console, lengths: dict) -> None:
+    """The student length check in one or two lines (and its warnings)."""
+    from slimkit.students.hf_lora.lengths import describe
+
+    if not lengths.get("checked"):
+        console.print(f"[dim]student lengths not checked yet: {lengths.get('reason')}[/]")
+        return
+    console.print(f"[green]✓[/] {describe(lengths)}", highlight=False)
+    for warning in lengths.get("warnings", []):
+        console.print(f"[yellow]Warning:[/] {warning}", highlight=False)
 
 
 @config_app.command("show")

@@ -14,14 +14,18 @@ def status_command(
     overrides: list[str] | None = SetOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Show per stage whether it is cached, stale (and which setting changed) or missing."""
+    """Show per stage whether it is cached, stale (and which setting changed) or missing,
+    and whether the student's prompts and the teacher's rationales fit its lengths (exit
+    code 2 when they cannot)."""
     from slimkit.cli._common import load_spec_from_cli, print_json
     from slimkit.pipeline import pipeline_status
+    from slimkit.pipeline.status import student_length_check
 
     spec = load_spec_from_cli(config, overrides)
     rows = pipeline_status(spec)
     if as_json:
         print_json(rows)
+        student_length_check(spec)  # a spec that cannot fit: the error, exit code 2
         return
     from rich.table import Table
 
@@ -49,6 +53,9 @@ def status_command(
         console.print(f"[dim]`slimkit run` would compute: {', '.join(todo)}[/]")
     else:
         console.print("[dim]Everything is cached: `slimkit run` does no work.[/]")
+    from slimkit.cli.config import print_lengths
+
+    print_lengths(console, student_length_check(spec))  # a spec that cannot fit: exit code 2
 
 
 def register(app: typer.Typer) -> None:

@@ -286,6 +286,41 @@ def load_causal_lm(name: str | os.PathLike[str], *, dtype: Any = None, device: s
     return model, tokenizer
 
 
+def load_tokenizer(name: str | os.PathLike[str], *, fetch: bool = True):
+    """``(tokenizer, context window or None)`` of model ``name`` without loading its weights;
+    ``None`` when ``fetch`` is false and the model is not on this machine (a hub id outside
+    the local hub cache, a known model not fetched yet). The tokenizer is the one
+    :func:`load_causal_lm` gives (a pad token added when it lacks one)."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    try:
+        where = resolve_model_path(name, fetch=fetch)
+    except SlimkitError:
+        if fetch:
+            raise
+        return None
+    options: dict[str, Any] = {}
+    if isinstance(where, Path) and where.suffix.lower() == ".gguf":
+        converted = _converted_folder(where)
+        if _is_complete_copy(converted):
+            where = converted
+        else:
+            options, where = {"gguf_file": where.name}, where.parent
+    elif isinstance(where, str) and not fetch:
+        options["local_files_only"] = True
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(where), **options)
+        config = AutoConfig.from_pretrained(str(where), **options)
+    except (OSError, ValueError, KeyError) as exc:
+        if not fetch:
+            return None
+        raise SlimkitError(f"Cannot load the tokenizer of the model '{name}' ({where}): {exc}") from exc
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    context = getattr(config, "max_position_embeddings", None)
+    return tokenizer, int(context) if isinstance(context, int) and context > 0 else None
+
+
 def list_models() -> list[dict[str, Any]]:
     """What is in the model dir: known models (fetched or not) and converted copies."""
     rows = []

@@ -80,6 +80,7 @@ def run_pipeline(
                 cache.delete(stage, keys[stage])
                 forced.append(stage)
 
+    preflight(pipeline, needed_stages(spec), until)
     with track(spec, cache) as tracker:
         with quiet_libraries(progress):
             outcomes = _run_stages(pipeline, needed_stages(spec), until, console)
@@ -105,6 +106,26 @@ def run_pipeline(
         if tracker is not None:
             console.print(f"[dim]tracked: {tracker.where()}[/]")
     return report
+
+
+def preflight(pipeline: Pipeline, skip: dict[str, str | None], until: str | None) -> None:
+    """Refuse, before any stage runs, what a later stage of this run would refuse on this
+    machine: a student backend or precision it lacks (vLLM, 4-bit QLoRA) and
+    ``train.device: cuda`` without a GPU, so nothing is paid for (a teacher) first."""
+    spec = pipeline.spec
+    last = PIPELINE.index(until) if until is not None else len(PIPELINE) - 1
+    todo = [s for s in PIPELINE[: last + 1] if skip[s] is None and pipeline.cached(s) is None]
+    if "distill" in todo:
+        from slimkit.factories import build_student
+
+        student = build_student(spec.student)  # its constructor checks the backend (vLLM)
+        check = getattr(student, "check_environment", None)
+        if check is not None:
+            check()
+    if "train" in todo and spec.train.device == "cuda":
+        from slimkit.runtime import resolve_device
+
+        resolve_device("cuda")
 
 
 def run_stage_tracked(spec: PipelineSpec, stage: str, cache: StageCache | None = None, *,

@@ -184,6 +184,9 @@ class Pipeline:
             vectors = self.vectors() if uses_text(spec) else None
             return lambda out: train.train(spec, dataset, vectors, out, progress=progress)
         if stage == "teach":
+            from slimkit.pipeline.lengths import check_before_teach
+
+            check_before_teach(spec, dataset)  # a student that cannot fit: before any teacher call
             return lambda out: teach.teach(spec, dataset, out, records=records, progress=progress)
         teacher_rows = self.teacher_rationales()
         if stage == "distill":

@@ -1,5 +1,7 @@
 """``slimkit status``: per stage, cached / stale (with the settings that changed) / missing,
-computed from the spec and the cache alone (nothing is run or verified)."""
+computed from the spec and the cache alone (nothing is run or verified); and
+:func:`student_length_check`, what the cache allows to check of the student's lengths
+(``slimkit status`` and ``slimkit config validate``)."""
 
 from __future__ import annotations
 
@@ -11,8 +13,13 @@ import yaml
 
 from slimkit.artifacts.files import read_json
 from slimkit.cache import StageCache
+from slimkit.errors import SlimkitError
+from slimkit.factories import build_student
 from slimkit.pipeline.keys import PIPELINE, needed_stages, stage_keys, stage_spec, stage_versions
+from slimkit.pipeline.lengths import check_lengths, not_checked
+from slimkit.pipeline.runner import Pipeline
 from slimkit.spec import PipelineSpec
+from slimkit.stages import distill, teach
 
 
 def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -118,3 +125,34 @@ def pipeline_status(spec: PipelineSpec, cache: StageCache | None = None) -> list
                 row.update(status="missing")
         rows.append(row)
     return rows
+
+
+def student_length_check(spec: PipelineSpec, cache: StageCache | None = None, *,
+                         fetch: bool = False) -> dict[str, Any]:
+    """What the cache allows to check of the student's lengths, as a dict (``checked``,
+    and the measured plan or the ``reason`` it could not be checked yet); a
+    :class:`~slimkit.errors.SlimkitError` (exit code 2) naming the fix when they cannot fit.
+    ``fetch``: fetch the student's tokenizer when it is not on this machine."""
+    skipped = needed_stages(spec)["distill"]
+    if skipped is not None:
+        return not_checked(f"no student: {skipped}")
+    pipeline = Pipeline(spec, cache or StageCache(), progress=False)
+    if pipeline.cached("data") is None:
+        source = spec.source or "<spec>"
+        return not_checked("the data stage has not run, so the prompts cannot be measured yet "
+                           f"(`slimkit run -c {source} --until data`; a full run checks them "
+                           "after it, before the teacher starts)")
+    try:
+        student = build_student(spec.student)
+    except SlimkitError as exc:  # e.g. vLLM missing here: running says so, validating need not
+        return not_checked(f"the student cannot be built on this machine: {exc.message}")
+    if not hasattr(student, "fit_lengths"):
+        return not_checked(f"student '{spec.student.kind}' does not size its lengths")
+    dataset = pipeline.dataset()
+    records = None
+    if pipeline.cached("teach") is not None:
+        records = distill.usable_teacher_records(pipeline.teacher_rationales(), dataset.num_users)
+        users = [int(r["user_index"]) for r in records]
+    else:
+        users = teach.sample_users(dataset.num_users, spec.teacher.num_users, spec.teacher.seed)
+    return check_lengths(spec, dataset, student, users, records, fetch=fetch)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from slimkit.artifacts.files import read_summary
 from slimkit.artifacts.rationales import rationale_view
 from slimkit.artifacts.vectors import select_rationale_vectors
 from slimkit.encoders.cached import RECORD_NAMESPACE
@@ -13,7 +14,12 @@ from slimkit.errors import StageMissingError
 from slimkit.factories import build_student, cached_text_encoder, prompt_template
 from slimkit.prompts.history import item_texts, render_with_facts
 from slimkit.rationale import parse_steps
-from slimkit.stages.distill import ADAPTER_FOLDER, RATIONALE_STORE, RationaleGenerator
+from slimkit.stages.distill import (
+    ADAPTER_FOLDER,
+    RATIONALE_STORE,
+    RationaleGenerator,
+    student_lengths_as_run,
+)
 
 
 class RationaleWriter:
@@ -36,7 +42,8 @@ class RationaleWriter:
             return render_with_facts(template, item_texts(dataset, history, spec.prompt.max_items,
                                                           spec.prompt.max_item_chars), dataset, history)
 
-        student = build_student(spec.student)
+        # the lengths its distill run resolved from ``auto``, so the rationale matches it
+        student = build_student(student_lengths_as_run(spec.student, read_summary(distill)))
         student.load()
         student.load_adapter(distill / ADAPTER_FOLDER)
         student.prepare_for_generation()

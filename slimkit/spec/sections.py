@@ -8,9 +8,9 @@ base of its kind below. The fixed sections are plain strict models.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 
 from slimkit.components import Params
 
@@ -36,6 +36,23 @@ DEFAULT_KINDS = {
     "fusion": "slim",
 }
 """The kind a component section gets when the spec leaves ``kind`` out."""
+
+
+def auto_or_int(minimum: int) -> Any:
+    """The type of a field that takes ``auto`` or a whole number of at least ``minimum``
+    (one clear error for anything else, not one per alternative)."""
+
+    def check(value: Any) -> Any:
+        if value == "auto":
+            return value
+        if isinstance(value, bool) or not isinstance(value, int):  # pydantic reports ValueError
+            raise ValueError(f"expected auto or a whole number >= {minimum}")  # noqa: TRY004
+        if value < minimum:
+            raise ValueError(f"expected auto or a whole number >= {minimum}")
+        return value
+
+    schema = {"anyOf": [{"type": "integer", "minimum": minimum}, {"const": "auto"}]}
+    return Annotated[int | Literal["auto"], BeforeValidator(check), WithJsonSchema(schema)]
 
 
 # ---------------------------------------------------------------------------------

@@ -161,6 +161,31 @@ class RationaleGenerator:
         return out
 
 
+def fit_student_lengths(student: Any, dataset: Any, records: Sequence[dict[str, Any]] | None,
+                        users: Sequence[int], prompt_of: Callable[[int], list[dict[str, str]]], *,
+                        fetch: bool = True) -> dict[str, Any] | None:
+    """Size the student's lengths from the prompts of the training ``users`` and the teacher
+    ``records`` they learn from (None: the teacher has not run; only the prompts are
+    checked), when the student sizes its own (``fit_lengths``: ``hf-lora``'s ``auto``).
+    A SlimkitError names the fix when they cannot fit; nothing but a tokenizer is loaded.
+    Returns what was measured (None for a student without ``fit_lengths``)."""
+    fit = getattr(student, "fit_lengths", None)
+    if fit is None:
+        return None
+    rationales = None if records is None else [r["rationale"] for r in records]
+    return fit({int(u): prompt_of(int(u)) for u in users}, rationales, fetch=fetch,
+               user_name=lambda u: f"{dataset.user_ids[int(u)]}, index {int(u)}")
+
+
+def student_lengths_as_run(student: Any, summary: dict[str, Any]) -> Any:
+    """A ``student`` section with the lengths its distill run resolved from ``auto`` (read
+    from that run's summary), so a later generation (a new user's rationale) matches it."""
+    lengths = summary.get("student_lengths") or {}
+    resolved = {name: lengths[name] for name in lengths.get("auto", [])
+                if isinstance(lengths.get(name), int)}
+    return student.model_copy(update=resolved) if resolved else student
+
+
 def _adapter_key(spec: Any, train_records, held_out, prompt_of) -> str:
     """Store key of a trained adapter: what training reads (student training settings, the
     prompts and rationales of the training and held-out users) and the code versions."""
@@ -292,6 +317,10 @@ def distill(spec: Any, dataset: Any, teacher_records: Sequence[dict[str, Any]], 
             messages[user] = student_messages(spec, dataset, user)
         return messages[user]
 
+    training_users = [] if adapter_given else [int(r["user_index"]) for r in (*train_records, *held_out)]
+    lengths = fit_student_lengths(student, dataset, usable, training_users, prompt_of)
+    for warning in (lengths or {}).get("warnings", []):
+        stderr_console().print(f"[yellow]Warning:[/] {warning}")
     if progress:
         stderr_console().print(f"Loading the student model {params.model} ...")
     student.load()
@@ -361,6 +390,7 @@ def distill(spec: Any, dataset: Any, teacher_records: Sequence[dict[str, Any]], 
         report["grounding"] = grounding
     for warning in warnings:
         stderr_console().print(f"[yellow]Warning:[/] {warning}")
+    warnings += (lengths or {}).get("warnings", [])  # printed before the model loaded
     gen_stats = generator.stats + base_generator.stats
     gen_seconds = sum(s["seconds"] for s in gen_stats)
     gen_tokens = sum(s["new_tokens"] for s in gen_stats)
@@ -382,6 +412,7 @@ def distill(spec: Any, dataset: Any, teacher_records: Sequence[dict[str, Any]], 
         "grounding": grounding,
         "warnings": warnings,
         "backend": getattr(params, "backend", None),
+        "student_lengths": lengths,
         "seconds": round(time.perf_counter() - started, 2),
     }
     write_rationales(out, rows)

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from slimkit.components import Component
 from slimkit.spec import StudentParams
+from slimkit.spec.sections import auto_or_int
 
 
 class HFLoraStudentParams(StudentParams):
@@ -41,13 +42,29 @@ class HFLoraStudentParams(StudentParams):
     warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Share of steps spent warming up.")
     batch_size: int = Field(4, ge=1, description="Sequences per step.")
     grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")
-    max_length: int = Field(384, ge=16, description="Maximum tokens of prompt plus rationale.")
+    max_length: auto_or_int(16) = Field(  # type: ignore[valid-type]
+        "auto",
+        description="Maximum tokens of prompt plus rationale in a training example. auto: the "
+        "longest training prompt plus the teacher's 95th-percentile rationale, both counted "
+        "with the student's tokenizer, rounded up to a multiple of 8 (so no prompt and at "
+        "most 5% of the rationales are cut), capped at the model's context window. A number "
+        "is obeyed, but one that cannot hold the longest prompt plus the teacher's median "
+        "rationale is refused, with the numbers (by `slimkit config validate` and `slimkit "
+        "status`, by `slimkit run` before the teacher runs, and by distill before the model "
+        "loads); one that cuts more than 5% of the rationales is warned about.",
+    )
     valid_share: float = Field(0.1, ge=0, lt=1, description="Teacher users held out for validation.")
     seed: int = Field(0, description="Seed of training and the held-out split.")
     backend: Literal["transformers", "vllm"] = Field(
         "transformers", description="Generation engine: transformers (CPU/GPU) or vllm (GPU)."
     )
-    max_new_tokens: int = Field(64, ge=1, description="Maximum new tokens per generated rationale.")
+    max_new_tokens: auto_or_int(1) = Field(  # type: ignore[valid-type]
+        "auto",
+        description="Maximum new tokens per generated rationale. auto: the teacher's "
+        "95th-percentile rationale length in the student's tokens, rounded up to a multiple "
+        "of 8, measured when the distill stage starts (the resolved value is in its "
+        "summary, `student_lengths`). A number below it is obeyed with a warning.",
+    )
     repetition_penalty: Optional[float] = Field(
         None, gt=0, description="Penalty on tokens already in the rationale (as transformers' "
         "repetition_penalty, but the prompt's tokens are not penalised: the prompt names the "

@@ -5,7 +5,11 @@ A student is built from its spec parameters (plain keyword arguments, the fields
 model, builds prompts and training examples, trains (or loads) an adapter and saves it,
 prepares for generation and generates a rationale per user, keying every cached
 rationale by :meth:`Student.identity`, :meth:`Student.prompt_text` and
-:meth:`Student.generation_params`. :func:`slimkit.plugins.check_student` exercises one;
+:meth:`Student.generation_params`. A student may also have ``fit_lengths(prompts,
+rationales, *, fetch=True, user_name=str) -> dict``: the stage calls it before loading
+the model, with every training user's prompt messages and the teacher's rationales, so the
+student can size (and check) its lengths from them (``hf-lora``'s ``auto`` lengths).
+:func:`slimkit.plugins.check_student` exercises one;
 ``slimkit.students.hf_lora.HFLoraStudent`` is the built-in.
 """
 

@@ -1,6 +1,7 @@
 """A real HTTP server on 127.0.0.1 that speaks the OpenAI chat-completions protocol.
 
-It answers ``POST /v1/chat/completions`` (and ``/chat/completions``) with a three-step
+It answers ``POST /v1/chat/completions`` (and ``/chat/completions``, and Ollama's own
+``POST /api/generate``, which litellm's ``ollama/`` models call) with a three-step
 rationale built from the prompt's numbered history lines, after ``latency`` seconds, and
 can inject faults: 429 (with ``Retry-After``), 500, a timeout (sleeps past the client's
 limit), a truncated JSON body, an empty answer, an answer without steps. Faults are drawn
@@ -183,7 +184,8 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.fake
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
-        if not self.path.rstrip("/").endswith("/chat/completions"):
+        ollama = self.path.rstrip("/").endswith("/api/generate")  # Ollama's protocol
+        if not (ollama or self.path.rstrip("/").endswith("/chat/completions")):
             self._send(404, b'{"error": {"message": "not found"}}')
             return
         try:
@@ -192,10 +194,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(400, b'{"error": {"message": "bad json"}}')
             return
         canonical = json.dumps(
-            {k: body.get(k) for k in ("model", "messages", "temperature", "max_tokens", "seed")}, sort_keys=True
+            {k: body.get(k) for k in ("model", "messages", "prompt", "temperature", "max_tokens", "seed")},
+            sort_keys=True,
         )
         body_hash = hashlib.sha256(canonical.encode()).hexdigest()[:16]
-        prompt = "\n".join(str(m.get("content", "")) for m in body.get("messages", []))
+        prompt = str(body.get("prompt", "")) if ollama else "\n".join(
+            str(m.get("content", "")) for m in body.get("messages", []))
         with fake._lock:
             fake.requests += 1
             number = fake.requests
@@ -259,6 +263,11 @@ class _Handler(BaseHTTPRequestHandler):
                 },
             }
         ).encode()
+        if ollama:
+            payload = json.dumps({"model": body.get("model", "fake"), "created_at": "2026-01-01T00:00:00Z",
+                                  "response": content, "done": True, "done_reason": "stop",
+                                  "prompt_eval_count": len(prompt.split()),
+                                  "eval_count": completion_tokens}).encode()
         if outcome == "truncated":
             fake._record(body_hash, outcome, auth, prompt)
             self._send(200, payload[: len(payload) // 2])

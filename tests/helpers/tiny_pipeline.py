@@ -30,7 +30,7 @@ def tiny_raw_spec(folder: Path, model_dir: Path, *, backbone: str = "sasrec",
     """The raw spec (a dict) of the tiny trained pipeline."""
     raw = tiny_spec(folder / "data", {"kind": "statistics", "num_users": 12})
     raw["prompt"] = {"max_items": 5, "max_item_chars": 60}
-    raw["student"] = {"model": str(model_dir), "max_length": 256, "batch_size": 4, "lr": 2e-2,
+    raw["student"] = {"model": str(model_dir), "batch_size": 4, "lr": 2e-2,
                       "epochs": 1, "max_new_tokens": 12, "gen_batch_size": 16,
                       "quality_users": 2, "valid_share": 0.2, "precision": "none"}
     raw["encoder"] = {"batch_size": 32}

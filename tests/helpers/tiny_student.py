@@ -16,7 +16,8 @@ CORPUS = [
 ]
 
 
-def build_tiny_student(folder: Path, *, chat_template: bool = True, seed: int = 0) -> Path:
+def build_tiny_student(folder: Path, *, chat_template: bool = True, seed: int = 0,
+                       context: int = 1024) -> Path:
     """Save a randomly initialised 2-layer Llama (hidden 32) and a BPE tokenizer trained
     on the fly into ``folder``: a real transformers model folder, built offline."""
     import torch
@@ -41,7 +42,7 @@ def build_tiny_student(folder: Path, *, chat_template: bool = True, seed: int = 
     torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=context,
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id, tie_word_embeddings=True,
         initializer_range=0.3,  # big enough that LoRA on q/v can move the logits

@@ -116,7 +116,6 @@ student:
   kind: hf-lora
   epochs: 1
   batch_size: 4
-  max_length: 192
   max_new_tokens: 24
   gen_batch_size: 8
   valid_share: 0.25

@@ -47,7 +47,6 @@ student:
   epochs: 1
   max_steps: 1
   batch_size: 2
-  max_length: 160
   max_new_tokens: 12
   gen_batch_size: 8
   valid_share: 0.25

@@ -310,7 +310,7 @@ def test_check_student_passes_the_built_in_and_names_a_broken_identity(tiny_mode
     from slimkit.students.hf_lora import HFLoraStudent
 
     params = {"model": str(tiny_model_dir), "precision": "none", "max_new_tokens": 6,
-              "max_length": 256, "batch_size": 2, "lr": 1e-2}
+              "max_length": 320, "batch_size": 2, "lr": 1e-2}
     report = check_student(HFLoraStudent, **params)
     assert report["prompts"] == 4 and report["training"]["steps"] == 2
     assert set(report["tuned"]) == set(report["base"]) == {0, 1, 2, 3}

@@ -10,6 +10,7 @@ generation is :func:`slimkit.llm.generate.generate` or :mod:`slimkit.llm.vllm`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from slimkit.errors import SlimkitError
 from slimkit.runtime import setup_torch
 from slimkit.students.hf_lora import adapters
 from slimkit.students.hf_lora.examples import TrainingExample, build_example
+from slimkit.students.hf_lora.lengths import AUTO, plan_lengths, raise_problems
 from slimkit.students.hf_lora.targets import resolve_target_modules
 from slimkit.students.hf_lora.training import TrainSettings, is_out_of_memory, train_lora
 
@@ -43,11 +45,11 @@ class HFLoraStudent:
         warmup_ratio: float = 0.05,
         batch_size: int = 4,
         grad_accum: int = 1,
-        max_length: int = 384,
+        max_length: int | str = "auto",
         valid_share: float = 0.1,
         seed: int = 0,
         backend: str = "transformers",
-        max_new_tokens: int = 64,
+        max_new_tokens: int | str = "auto",
         gen_batch_size: int = 16,
         num_users: int | None = None,
         quality_users: int = 32,
@@ -104,6 +106,8 @@ class HFLoraStudent:
         self._base_path: str | None = None
         self.model = None
         self.tokenizer = None
+        self.context_window: int | None = None  # the model's, once its tokenizer is loaded
+        self.lengths: dict[str, Any] | None = None  # what fit_lengths measured
         self.device = "cpu"
         self.adapter_digest: str | None = None  # sha256 of the loaded/trained adapter weights
         self._adapter_folder: Path | None = None
@@ -135,18 +139,47 @@ class HFLoraStudent:
         self.model = model
         self.tokenizer = tokenizer
         self._has_template = bool(getattr(tokenizer, "chat_template", None))
+        if self.context_window is None:
+            context = getattr(model.config, "max_position_embeddings", None)
+            self.context_window = context if isinstance(context, int) and context > 0 else None
         return self
+
+    def check_environment(self) -> None:
+        """Raise (SlimkitError) what loading would on this machine, before any stage runs:
+        4-bit needs CUDA and bitsandbytes (vLLM is checked when the student is built)."""
+        if self.qlora:
+            from slimkit.llm.precision import check_4bit
+
+            check_4bit("student.precision")
+
+    def load_tokenizer(self, *, fetch: bool = True) -> bool:
+        """Load the tokenizer alone (no weights), enough for prompts and lengths; False
+        when ``fetch`` is false and the model is not on this machine yet."""
+        if self.tokenizer is not None:
+            return True
+        from slimkit.llm.loading import load_tokenizer
+
+        found = load_tokenizer(self.model_name, fetch=fetch)
+        if found is None:
+            return False
+        self.tokenizer, self.context_window = found
+        self._has_template = bool(getattr(self.tokenizer, "chat_template", None))
+        return True
 
     def _require_loaded(self) -> None:
         if self.model is None and self._vllm is None:
             self.load()
+
+    def _require_tokenizer(self) -> None:
+        if self.tokenizer is None:
+            self.load_tokenizer()
 
     # -- prompts -------------------------------------------------------------------------
     def prompt_text(self, messages: Sequence[Mapping[str, str]]) -> str:
         """The prompt as the model reads it (the chat template when the tokenizer has one)."""
         from slimkit.llm.generate import chat_prompt
 
-        self._require_loaded()
+        self._require_tokenizer()
         return chat_prompt(self.tokenizer, messages, strip=True)
 
     def prompt_ids(self, messages: Sequence[Mapping[str, str]]) -> list[int]:
@@ -157,12 +190,43 @@ class HFLoraStudent:
 
     def target_ids(self, rationale: str) -> list[int]:
         """Token ids of a rationale followed by the end-of-sequence token."""
+        self._require_tokenizer()
         ids = list(self.tokenizer(rationale.strip(), add_special_tokens=False)["input_ids"])
         return ids + [self.tokenizer.eos_token_id]
 
     def build_example(self, user_index: int, prompt: list[int], rationale: str) -> TrainingExample:
         """Prompt + rationale ids with labels masked to the rationale; cut to max_length."""
+        if self.settings.max_length == AUTO:
+            raise RuntimeError("student.max_length is auto: call fit_lengths() before build_example()")
         return build_example(user_index, prompt, self.target_ids(rationale), self.settings.max_length)
+
+    def fit_lengths(self, prompts: Mapping[Any, Sequence[Mapping[str, str]]],
+                    rationales: Sequence[str] | None, *, fetch: bool = True,
+                    user_name: Callable[[Any], str] = str) -> dict[str, Any]:
+        """Measure the training prompts (user -> messages) and the teacher's ``rationales``
+        (None: not written yet) in this student's tokens, resolve ``auto`` lengths from them
+        and check set ones (see :mod:`slimkit.students.hf_lora.lengths`); a
+        :class:`SlimkitError` when they cannot fit. Loads the tokenizer only. Returns the
+        plan (``checked: False`` when the model is not on this machine and ``fetch`` is off)."""
+        if not self.load_tokenizer(fetch=fetch):
+            return {"checked": False, "reason": f"the student model {self.model_name} is not on "
+                    "this machine yet (it is checked when the distill stage loads it)"}
+        plan = plan_lengths(
+            max_length=self.settings.max_length, max_new_tokens=self.max_new_tokens,
+            prompt_tokens={user: len(self.prompt_ids(m)) for user, m in prompts.items()},
+            rationale_tokens=None if rationales is None else [len(self.target_ids(r)) for r in rationales],
+            context=self.context_window, user_name=user_name)
+        raise_problems(plan)
+        if plan.max_length != AUTO:
+            self.settings = dataclasses.replace(self.settings, max_length=int(plan.max_length))
+        if plan.max_new_tokens != AUTO:
+            self.max_new_tokens = int(plan.max_new_tokens)
+        self.lengths = {"checked": True, **plan.to_dict()}
+        return self.lengths
+
+    def _require_lengths(self) -> None:
+        if self.max_new_tokens == AUTO:
+            raise RuntimeError("student.max_new_tokens is auto: call fit_lengths() before generating")
 
     # -- training ------------------------------------------------------------------------
     def _is_peft(self) -> bool:
@@ -247,6 +311,7 @@ class HFLoraStudent:
         """What a generated rationale depends on besides prompt and model (part of its cache key)."""
         # "quantize" names the precision here since before the setting was renamed, so
         # rationales cached by earlier versions stay valid.
+        self._require_lengths()
         params = {"max_new_tokens": self.max_new_tokens, "do_sample": False,
                   "quantize": self.resolved_precision()}
         # Only when set, so rationales cached before these settings existed stay valid.
@@ -316,6 +381,7 @@ class HFLoraStudent:
         restricts step 3 to unseen catalogue titles (``constrain_items``).
         """
         self._require_loaded()
+        self._require_lengths()
         if self.backend == "vllm":
             return self._generate_vllm(prompts, on_done=on_done, progress=progress,
                                        description=description, adapter=adapter)
@@ -364,8 +430,6 @@ class HFLoraStudent:
         titles = list(item_constraint.titles)
         if self._title_trie is None or self._title_trie[0] != titles:
             self._title_trie = (titles, TitleTrie(self.tokenizer, titles))
-        import dataclasses
-
         return constraint_factory(self._title_trie[1], dataclasses.replace(
             item_constraint, max_items=self.constrain_max_items, max_new_tokens=self.max_new_tokens))
 

@@ -29,7 +29,7 @@ class TrainSettings:
     warmup_ratio: float = 0.05
     batch_size: int = 4
     grad_accum: int = 1
-    max_length: int = 384
+    max_length: int | str = "auto"  # a number once fit_lengths resolved it
     seed: int = 0
     max_steps: int | None = None
 
