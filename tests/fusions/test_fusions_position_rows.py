@@ -7,7 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from fusions.test_fusions import (  # noqa: E402
+from fusions.test_fusions import (
     NUM_ITEMS,
     NUM_USERS,
     TEXT_DIM,
@@ -16,7 +16,7 @@ from fusions.test_fusions import (  # noqa: E402
     side_info,
 )
 
-from slimkit.components import implementation, params_model  # noqa: E402
+from slimkit.components import implementation, params_model
 
 HEADS = [("slim", {}), ("text-match", {}), ("text-match", {"use_history": True})]
 

@@ -102,7 +102,7 @@ class NamingEncoder:
         if not vector.any():
             return None
         by_id = {v: k for k, v in self.ids.items()}
-        return by_id[int(round(float(vector[0])))]
+        return by_id[round(float(vector[0]))]
 
 
 @pytest.fixture
@@ -160,8 +160,6 @@ class RecordingTrainer:
         from slimkit.training.fit import Trainer
 
         class Recording(Trainer):
-            seen: list = []
-
             def _loss(self, seq, lengths, users, targets, where=None):
                 self.seen.append((users.clone(), targets.clone(),
                                   None if where is None else where.clone()))
@@ -204,7 +202,7 @@ def trained_pairs(tmp_path, mode: str, train_mode: str):
 @pytest.mark.parametrize("train_mode", ["causal", "per-prefix"])
 def test_no_training_target_reads_a_rationale_that_names_it(tmp_path, history_teacher, mode,
                                                            train_mode):
-    data, spec, texts, pairs, trainer = trained_pairs(tmp_path, mode, train_mode)
+    data, _spec, texts, pairs, _trainer = trained_pairs(tmp_path, mode, train_mode)
     cut = cut_positions(data.offsets, CUT_ITEMS)
     with_rationale = [(row, target) for row, target in pairs if texts[row] is not None]
     for row, target in with_rationale:
@@ -225,7 +223,7 @@ def test_no_training_target_reads_a_rationale_that_names_it(tmp_path, history_te
 def test_validation_and_test_read_the_intended_rationale(tmp_path, history_teacher, mode):
     data = tiny_data()
     spec = make_spec(mode)
-    texts, side, _ = table_of(tmp_path, spec, data)
+    texts, _side, _ = table_of(tmp_path, spec, data)
     cut = cut_positions(data.offsets, CUT_ITEMS)
     from slimkit.training.samples import evaluation_samples
 
