@@ -19,17 +19,23 @@ from slimkit.artifacts.files import read_jsonl, write_jsonl
 from slimkit.rationale import parse_steps
 
 RATIONALES_FILE = "rationales.jsonl"
+CUT_RATIONALES_FILE = "cut_rationales.jsonl"
+"""``prompt.rationale_cut: separate`` only: the same rows written from each user's history
+before the cut (:mod:`slimkit.data.rationale_cut`), read by training targets after it."""
 STEPS = (1, 2, 3)
 
 
-def write_rationales(folder: Path, rows: Iterable[dict[str, Any]]) -> None:
-    """Write a stage folder's ``rationales.jsonl``."""
-    write_jsonl(Path(folder) / RATIONALES_FILE, rows)
+def write_rationales(folder: Path, rows: Iterable[dict[str, Any]], *,
+                     name: str = RATIONALES_FILE) -> None:
+    """Write a stage folder's ``rationales.jsonl`` (or ``cut_rationales.jsonl``)."""
+    write_jsonl(Path(folder) / name, rows)
 
 
-def read_rationales(folder: str | Path, *, done_only: bool = False) -> list[dict[str, Any]]:
-    """Every row of a stage folder's ``rationales.jsonl`` (``done_only``: answered rows)."""
-    rows = read_jsonl(Path(folder) / RATIONALES_FILE)
+def read_rationales(folder: str | Path, *, done_only: bool = False,
+                    name: str = RATIONALES_FILE) -> list[dict[str, Any]]:
+    """Every row of a stage folder's ``rationales.jsonl`` (or ``name``; ``done_only``:
+    answered rows)."""
+    rows = read_jsonl(Path(folder) / name)
     if done_only:
         rows = [row for row in rows if row.get("status", "done") == "done"]
     return rows

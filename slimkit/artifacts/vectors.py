@@ -6,6 +6,9 @@
   student's answer was malformed);
 * ``teacher_vectors.npy`` ``(U, E)`` + ``teacher_mask.npy`` ``(U,)`` bool: the teacher's
   rationale for the users it saw, zeros elsewhere; ``teacher_step{1,2,3}_vectors.npy``;
+* ``cut_*`` (``prompt.rationale_cut: separate`` only): the same four student and four
+  teacher arrays for the rationales written from the history before each user's cut
+  (``cut_rationales.jsonl``), read by training targets after the cut;
 * ``vectors.json``: the encoder identity, dim and counts.
 """
 
@@ -30,12 +33,17 @@ VECTOR_FILES = (
     "teacher_mask.npy",
     *(f"teacher_step{k}_vectors.npy" for k in STEPS),
 )
+CUT_VECTOR_FILES = tuple(
+    f"cut_{name}" for name in VECTOR_FILES if name not in ("item_vectors.npy", "teacher_mask.npy")
+)
+"""Arrays of the rationales from the cut (``rationale_cut: separate``); absent otherwise."""
 RERUN_HINT = "Re-run the encode stage: `slimkit cache clear encode`, then `slimkit run`."
 
 
 def write_vectors(folder: Path, arrays: Mapping[str, np.ndarray], info: dict[str, Any]) -> None:
-    """Every array (file name -> array, names of :data:`VECTOR_FILES`) and ``vectors.json``."""
-    for name in VECTOR_FILES:
+    """Every array (file name -> array, names of :data:`VECTOR_FILES`, and of
+    :data:`CUT_VECTOR_FILES` when given) and ``vectors.json``."""
+    for name in VECTOR_FILES + tuple(n for n in CUT_VECTOR_FILES if n in arrays):
         np.save(Path(folder) / name, arrays[name])
     write_json(Path(folder) / INFO_FILE, info)
 
@@ -65,7 +73,7 @@ def read_vectors(folder: str | Path, encoder: Mapping[str, Any] | None = None) -
                 "then `slimkit run` (unchanged texts come from the per-text cache).",
             )
     out: dict[str, Any] = {"info": info}
-    for name in VECTOR_FILES:
+    for name in VECTOR_FILES + CUT_VECTOR_FILES:
         file = folder / name
         if file.is_file():
             out[name[: -len(".npy")]] = np.load(file)
@@ -76,15 +84,17 @@ def read_vectors(folder: str | Path, encoder: Mapping[str, Any] | None = None) -
 
 
 def select_rationale_vectors(vectors: Mapping[str, Any], source: str = "student",
-                             step: int | None = None) -> np.ndarray:
+                             step: int | None = None, *, cut: bool = False) -> np.ndarray:
     """``(U, E)`` rationale vectors a fusion head asks for (zero rows: no rationale).
 
     ``source`` is ``student`` or ``teacher`` (users the teacher did not see are zeros);
-    ``step`` 1, 2 or 3 takes that step alone, ``None`` the whole rationale.
+    ``step`` 1, 2 or 3 takes that step alone, ``None`` the whole rationale; ``cut``: the
+    rationales from the cut (``rationale_cut: separate``).
     """
     if source not in ("student", "teacher"):
         raise SlimkitError(f"fusion.rationale_source must be student or teacher, got {source!r}")
     name = f"{source}_vectors" if step is None else f"{source}_step{int(step)}_vectors"
+    name = f"cut_{name}" if cut else name
     if name not in vectors:
         raise StageMissingError(f"The encode stage output has no {name}.npy.", hint=RERUN_HINT)
     return vectors[name]

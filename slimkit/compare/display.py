@@ -46,7 +46,8 @@ def table(result: Any):
     title = (
         f"SLIM comparison on {dataset}: test, {spread} n={len(seeds)} seed"
         f"{'s' if len(seeds) != 1 else ''} ({result.meta.get('protocol')} ranking"
-        f"{', history masked' if result.meta.get('masked_history') else ''})"
+        f"{', history masked' if result.meta.get('masked_history') else ''}"
+        f"{_rationale_note(result.meta.get('rationale_cut'))})"
     )
     tab = Table(title=title)
     tab.add_column("backbone")
@@ -150,3 +151,12 @@ def draw_popularity(rows: list[dict[str, Any]], path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _rationale_note(mode: str | None) -> str:
+    """The title's note on which rationales training read (prompt.rationale_cut)."""
+    if not mode:
+        return ""
+    if mode == "none":
+        return ", training rationales: none (leaky: written from the targets' history)"
+    return f", training rationales: {mode} cut (leakage-free)"

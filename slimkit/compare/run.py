@@ -282,6 +282,7 @@ def run_compare(
             "protocol": report.get("protocol"),
             "masked_history": report.get("masked_history"),
             "num_negatives": report.get("num_negatives"),
+            "rationale_cut": row_spec.prompt.rationale_cut,
         }
         rows.append(
             {

@@ -9,7 +9,9 @@ and what grounding metrics check a rationale against.
   user's top categories with counts, most recent items and candidate items (items that
   co-occur with the user's history in other users' training sequences, not already seen).
 
-Only training items (before the validation and test targets) are read, so nothing leaks.
+Only training items (before the validation and test targets) are read, so nothing leaks;
+on a dataset seen from the rationale cut (:mod:`slimkit.data.rationale_cut`) only the
+items before each user's cut.
 """
 
 from __future__ import annotations
@@ -44,12 +46,17 @@ def item_attributes(item_text: str, title: str) -> list[str]:
 
 
 def training_positions(dataset: Any) -> np.ndarray:
-    """``(E,)`` bool: which events are training items (not a validation or test target)."""
+    """``(E,)`` bool: which events a rationale may see: the training items (not a validation
+    or test target), or, for a dataset seen from the rationale cut
+    (:class:`~slimkit.data.rationale_cut.CutHistories`), the items before each user's cut."""
     offsets = np.asarray(dataset.offsets)
     lengths = np.diff(offsets)
-    ends = np.repeat(offsets[1:], lengths)  # (E,) end offset of each event's user
-    position_from_end = ends - 1 - np.arange(len(dataset.items))
-    return position_from_end >= 2
+    seen = getattr(dataset, "rationale_lengths", None)  # (U,) items a rationale may see
+    if seen is None:
+        seen = lengths - 2
+    starts = np.repeat(offsets[:-1], lengths)  # (E,) start offset of each event's user
+    position = np.arange(len(dataset.items)) - starts  # (E,) position in its user's sequence
+    return position < np.repeat(seen, lengths)
 
 
 def training_popularity(dataset: Any) -> np.ndarray:

@@ -13,7 +13,11 @@ Contract (trainer <-> fusion heads, see docs/architecture.md):
   causal backbone; position ``lengths - 1`` equals ``forward``. The causal training mode
   (one forward per training window, a loss at every position) needs it; a head whose
   ``supports_positions()`` is False trains per prefix. A user-level vector (a rationale)
-  is the same at every position of a row;
+  is the same at every position of a row, except that during causal training under a
+  leakage-free ``prompt.rationale_cut`` ``users`` is ``(B, L)``: the per-user table row
+  each position reads (its own rationale, or a row without one before the user's cut;
+  see :class:`~slimkit.training.samples.RationaleRows`). Heads that look rationales up
+  by ``users`` (``table[users]``) get this for free;
 * ``score_positions(item_seq, lengths, users, where (B, L) bool) -> (P, N + 1)``: scores
   of every item at the ``P`` positions where ``where`` is True (default:
   ``forward_positions(...)[where] @ item_matrix().T``);
@@ -31,7 +35,10 @@ Contract (trainer <-> fusion heads, see docs/architecture.md):
 A fusion implementation is a factory
 ``build(backbone, *, num_users, num_items, item_vectors, rationale_vectors, **params)``
 returning a ``Recommender``; ``item_vectors`` is ``(N + 1, E)`` and ``rationale_vectors``
-``(U, E)`` (float tensors, or ``None`` when the head does not need them). Register side
+``(U, E)`` (float tensors, or ``None`` when the head does not need them); ``num_users``
+is the number of rows of that table, which under a leakage-free ``prompt.rationale_cut``
+holds training-only rows after the ``U`` users' own (a rationale from the cut, and one
+all-zero row), so users ``0..U-1`` keep their indices. Register side
 information as buffers (``persistent=False`` keeps it out of ``model.safetensors``; the
 train stage passes it again when it rebuilds a saved model).
 

@@ -68,15 +68,15 @@ class SlimRecommender(Recommender):
             matrix = None
         seq = encode_sequence(self.backbone, item_seq, lengths, matrix, per_position)
         # seq: (B, D), or (B, L, D) per position
-        text = self.rationale[users]  # (B, E)
-        present = self.has_rationale[users]  # (B,)
+        text = self.rationale[users]  # (B, E); (B, L, E) for per-position rows
+        present = self.has_rationale[users]  # (B,) or (B, L)
         if self.training and self.rationale_dropout > 0:
             # Whole-rationale dropout: some rows train as "no rationale", so the sequence
             # path keeps carrying the signal instead of leaning on the rationale alone.
             keep = torch.rand(present.shape, device=present.device) >= self.rationale_dropout
             present = present & keep
-        rationale = self.user_fusion.projected(text, present)  # (B, D), once per user
-        if per_position:
+        rationale = self.user_fusion.projected(text, present)  # (B, D) or (B, L, D)
+        if per_position and rationale.dim() == 2:
             # One user-level vector (and dropout mask) shared by every position of a row.
             rationale = rationale.unsqueeze(1).expand_as(seq)  # (B, L, D)
         return self.user_fusion.fuse_projected(seq, rationale)  # (B, D) or (B, L, D)

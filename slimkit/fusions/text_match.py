@@ -86,11 +86,11 @@ class TextMatchRecommender(Recommender):
 
     def _user(self, item_seq, lengths, users, items=None, per_position=False) -> torch.Tensor:
         """(B, H) user vectors, or (B, L, H) after each position when ``per_position``."""
-        rationale = self.transform(self.rationale[users])  # (B, H)
-        present = self.has_rationale[users].unsqueeze(-1)  # (B, 1)
-        user = torch.where(present, rationale, self.missing.expand_as(rationale))  # (B, H)
+        rationale = self.transform(self.rationale[users])  # (B, H); (B, L, H) per-position rows
+        present = self.has_rationale[users].unsqueeze(-1)  # (B, 1) or (B, L, 1)
+        user = torch.where(present, rationale, self.missing.expand_as(rationale))  # (B, [L,] H)
         user = self.dropout(user)
-        if per_position:
+        if per_position and user.dim() == 2:
             # One user-level vector (and dropout mask) shared by every position of a row.
             user = user.unsqueeze(1).expand(-1, item_seq.size(1), -1)  # (B, L, H)
         if self.use_history:

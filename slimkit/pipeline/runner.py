@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from slimkit.artifacts.files import read_summary, write_summary
-from slimkit.artifacts.rationales import read_rationales
+from slimkit.artifacts.rationales import CUT_RATIONALES_FILE, read_rationales
 from slimkit.artifacts.trained import load_weights, read_metrics, read_model_info
 from slimkit.artifacts.vectors import read_vectors
 from slimkit.cache import StageCache
@@ -189,13 +189,18 @@ class Pipeline:
             check_before_teach(spec, dataset)  # a student that cannot fit: before any teacher call
             return lambda out: teach.teach(spec, dataset, out, records=records, progress=progress)
         teacher_rows = self.teacher_rationales()
+        separate = spec.prompt.rationale_cut == "separate"
+        cut_teacher = self.cut_rationales("teach") if separate else None
         if stage == "distill":
             return lambda out: distill.distill(spec, dataset, teacher_rows, out, records=records,
-                                               progress=progress)
+                                               progress=progress, cut_teacher_records=cut_teacher)
         if stage == "encode":
             student_rows = self.student_rationales()
+            cut_student = self.cut_rationales("distill") if separate else None
             return lambda out: encode.encode(spec, dataset, teacher_rows, student_rows, out,
-                                             records=records, progress=progress)
+                                             records=records, progress=progress,
+                                             cut_teacher_records=cut_teacher,
+                                             cut_student_records=cut_student)
         raise ValueError(f"no stage named {stage!r}")
 
     # -- stage outputs -----------------------------------------------------------------------
@@ -229,6 +234,17 @@ class Pipeline:
     def student_rationales(self) -> list[dict[str, Any]]:
         """Every user's student rationale row."""
         return self._read("distill", read_rationales)
+
+    def cut_rationales(self, stage: str) -> list[dict[str, Any]]:
+        """``prompt.rationale_cut: separate``: the answered rows of ``stage``'s (teach or
+        distill) rationales from the cut, read by training targets after each user's cut."""
+        name = f"{stage}:cut"
+        if name not in self._loaded:
+            if stage == "teach":
+                self.teacher_rationales()  # the same completeness rules as the main rows
+            folder = self.run(stage).path
+            self._loaded[name] = read_rationales(folder, done_only=True, name=CUT_RATIONALES_FILE)
+        return self._loaded[name]
 
     def vectors(self, *, run: bool = True) -> dict[str, Any]:
         """The encode stage's arrays by name; ``run=False``: StageMissingError when not cached."""

@@ -41,13 +41,15 @@ def run_distill_shard(spec: PipelineSpec, shard: Shard, cache: StageCache | None
                 "generated": 0}
     dataset = pipeline.dataset()
     teacher_rows = pipeline.teacher_rationales()
+    separate = spec.prompt.rationale_cut == "separate"
+    cut_teacher = pipeline.cut_rationales("teach") if separate else None
     run = ShardRun(shard, shard_progress_folder(cache, key) if shard.index else None)
     # The adapter folder is scratch here (the adapter itself is kept in the record store);
     # local, not under the shared cache, where another machine could take it for stale.
     try:
         with tempfile.TemporaryDirectory(prefix="slimkit-distill-shard-") as scratch:
             summary = distill.distill(spec, dataset, teacher_rows, Path(scratch), records=cache.records,
-                                      progress=progress, shard=run)
+                                      progress=progress, shard=run, cut_teacher_records=cut_teacher)
     except BaseException as exc:  # Ctrl-C included: status then says it stopped, and why
         run.info.update(state="stopped", error=f"{type(exc).__name__}: {exc}"[:300])
         run.write(force=True)

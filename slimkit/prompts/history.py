@@ -27,7 +27,9 @@ def item_texts(dataset: Any, items: Sequence[int], max_items: int, max_item_char
 
 def user_history(dataset: Any, user: int, max_items: int, max_item_chars: int) -> list[str]:
     """Item texts a rationale may see: the last ``max_items`` training items of user index
-    ``user`` (never the validation or test target), oldest first."""
+    ``user`` (never the validation or test target; from a dataset seen from the rationale
+    cut, :class:`~slimkit.data.rationale_cut.CutHistories`, the items before the cut),
+    oldest first."""
     return item_texts(dataset, dataset.train_items(user), max_items, max_item_chars)
 
 
@@ -57,7 +59,8 @@ def catalogue_facts(dataset: Any):
 
     found = _FACTS.get(id(dataset))
     if found is None or found.dataset is not dataset:
-        _FACTS.clear()  # one dataset at a time
+        if len(_FACTS) >= 2:  # a dataset and its view from the rationale cut at a time
+            _FACTS.clear()
         found = _FACTS[id(dataset)] = CatalogueFacts(dataset)
     return found
 

@@ -130,6 +130,26 @@ class PromptSection(_Strict):
     max_item_chars: int = Field(
         120, ge=8, description="Cut each item text in a prompt to this many characters."
     )
+    rationale_cut: Literal["shared", "separate", "none"] = Field(
+        "shared",
+        description="Which history rationales are written from, so that no training target "
+        "reads a rationale that has seen it (docs/method.md). shared: one rationale per user "
+        "from the training sequence minus its last cut_items items, read by the training "
+        "targets after that cut and by validation and test (no extra cost); separate: that "
+        "rationale for the training targets after the cut, and a second one from the whole "
+        "training sequence for validation and test (twice the teacher's and the student's "
+        "generation); none: one rationale from the whole training sequence for every "
+        "training target (leaky: it has seen the targets it is trained to predict; the "
+        "behaviour before this option existed). Training targets before the cut read no "
+        "rationale (the fusion head's 'missing' vector).",
+    )
+    cut_items: int = Field(
+        3,
+        ge=1,
+        description="rationale_cut shared/separate: how many of the last training items "
+        "(at most half of a user's training sequence) lie after the cut; they are the "
+        "training targets that read the rationale.",
+    )
 
 
 class TrainSection(_Strict):

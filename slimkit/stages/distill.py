@@ -34,9 +34,10 @@ from pathlib import Path
 from typing import Any
 
 from slimkit.artifacts.files import write_json, write_summary
-from slimkit.artifacts.rationales import write_rationales
+from slimkit.artifacts.rationales import CUT_RATIONALES_FILE, write_rationales
 from slimkit.cache import hash_key
 from slimkit.console import stderr_console
+from slimkit.data.rationale_cut import views_of
 from slimkit.errors import SlimkitError
 from slimkit.factories import build_student, cached_text_encoder, prompt_template
 from slimkit.prompts.history import user_messages
@@ -284,15 +285,28 @@ def _quality(spec, records, eval_records, base_out, student_out, held_out: bool)
 
 
 def distill(spec: Any, dataset: Any, teacher_records: Sequence[dict[str, Any]], out: Path, *,
-            records: Callable[[str], Any], progress: bool = True, shard: Any = None) -> dict[str, Any]:
+            records: Callable[[str], Any], progress: bool = True, shard: Any = None,
+            cut_teacher_records: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Fine-tune the spec's student on ``teacher_records`` and write every user's rationale
     into ``out``; returns the summary. ``records(namespace)`` gives a per-item store.
+
+    Prompts show the history ``prompt.rationale_cut`` allows (:mod:`slimkit.data.rationale_cut`).
+    Under ``separate`` the student learns from ``cut_teacher_records`` (the teacher's
+    rationales from the cut, so the adapter never sees an item after a cut), writes every
+    user's rationale from the cut into ``cut_rationales.jsonl`` and from the whole
+    training sequence into ``rationales.jsonl`` (:func:`separate_rationales`).
 
     With ``shard`` (a :class:`slimkit.stages.distill_shards.ShardRun`) only that shard's
     users get their rationales (into the record store) and the shard's summary is returned:
     nothing is written into ``out`` but the adapter (:mod:`slimkit.stages.distill_shards`).
+    Under ``separate`` the second set (from the whole training sequence) is written by the
+    final, assembling run.
     """
     started = time.perf_counter()
+    views = views_of(dataset, spec.prompt)
+    dataset = views.train
+    if views.cut is not None:
+        teacher_records = list(cut_teacher_records or [])
     params = spec.student
     student = build_student(params)
     adapter_given = getattr(params, "adapter", None)
@@ -366,15 +380,7 @@ def distill(spec: Any, dataset: Any, teacher_records: Sequence[dict[str, Any]], 
     from slimkit.evaluation.grounding import Grounder, collapse_warning, summarize
 
     grounder = Grounder(dataset)
-    rows, checks = [], {}
-    for user in users:
-        text = student_out[user]["rationale"]
-        steps = parse_steps(text)
-        checks[user] = grounder.check(user, steps)
-        named = [dataset.item_ids[i] for i in checks[user].get("step3_items", [])]
-        rows.append({"user": dataset.user_ids[user], "user_index": user, "rationale": text,
-                     "steps": steps_to_json(steps), "well_formed": steps is not None,
-                     "named_items": named, "new_tokens": student_out[user]["new_tokens"]})
+    rows, checks = student_rows(dataset, users, student_out, grounder)
     grounding = {
         "teacher": grounder.metrics({int(r["user_index"]): r.get("rationale") or ""
                                      for r in teacher_records if r.get("status", "done") == "done"}),
@@ -391,13 +397,20 @@ def distill(spec: Any, dataset: Any, teacher_records: Sequence[dict[str, Any]], 
     for warning in warnings:
         stderr_console().print(f"[yellow]Warning:[/] {warning}")
     warnings += (lengths or {}).get("warnings", [])  # printed before the model loaded
-    gen_stats = generator.stats + base_generator.stats
+    cut_rows, generators = None, [generator, base_generator]
+    if views.cut is not None:
+        cut_rows = rows
+        main = separate_rationales(student, spec, views.main, users, records, progress)
+        rows = main["rows"]
+        generators.append(main["generator"])
+        grounding["fine_tuned_whole_history"] = main["grounding"]
+    gen_stats = [s for g in generators for s in g.stats]
     gen_seconds = sum(s["seconds"] for s in gen_stats)
     gen_tokens = sum(s["new_tokens"] for s in gen_stats)
     summary = {
         "users": len(rows),
-        "generated": generator.generated + base_generator.generated,
-        "cached": generator.cached + base_generator.cached,
+        "generated": sum(g.generated for g in generators),
+        "cached": sum(g.cached for g in generators),
         "well_formed_share": sum(r["well_formed"] for r in rows) / max(len(rows), 1),
         "new_tokens": gen_tokens,
         "generation_seconds": round(gen_seconds, 2),
@@ -416,7 +429,55 @@ def distill(spec: Any, dataset: Any, teacher_records: Sequence[dict[str, Any]], 
         "seconds": round(time.perf_counter() - started, 2),
     }
     write_rationales(out, rows)
+    if cut_rows is not None:
+        write_rationales(out, cut_rows, name=CUT_RATIONALES_FILE)
+    summary["rationale_cut"] = views.mode
     write_json(out / QUALITY_FILE, report)
     write_json(out / TRAINING_FILE, training)
     write_summary(out, summary)
     return summary
+
+
+def student_rows(dataset: Any, users: Sequence[int], outputs: dict[int, dict[str, Any]],
+                 grounder: Any) -> tuple[list[dict[str, Any]], dict[int, dict[str, Any]]]:
+    """``rationales.jsonl`` rows of ``users`` from the student's ``outputs``, and each
+    user's grounding check (against the history the rationale was written from)."""
+    rows, checks = [], {}
+    for user in users:
+        text = outputs[user]["rationale"]
+        steps = parse_steps(text)
+        checks[user] = grounder.check(user, steps)
+        named = [dataset.item_ids[i] for i in checks[user].get("step3_items", [])]
+        rows.append({"user": dataset.user_ids[user], "user_index": user, "rationale": text,
+                     "steps": steps_to_json(steps), "well_formed": steps is not None,
+                     "named_items": named, "new_tokens": outputs[user]["new_tokens"]})
+    return rows, checks
+
+
+def separate_rationales(student: Any, spec: Any, dataset: Any, users: Sequence[int],
+                        records: Callable[[str], Any], progress: bool) -> dict[str, Any]:
+    """``rationale_cut: separate``: the fine-tuned student (adapter loaded) writes each of
+    ``users``' rationale from the whole training sequence (``dataset``: the full view),
+    the one validation and test read. Returns ``rows``, the ``generator`` (its counts) and
+    the ``grounding`` summary of these rationales."""
+    from slimkit.evaluation.grounding import Grounder, summarize
+    from slimkit.prompts.history import catalogue_facts
+
+    messages: dict[int, list[dict[str, str]]] = {}
+
+    def prompt_of(user: int) -> list[dict[str, str]]:
+        if user not in messages:
+            messages[user] = student_messages(spec, dataset, user)
+        return messages[user]
+
+    def history_of(user: int) -> set[int]:
+        return catalogue_facts(dataset).banned_items(
+            user, getattr(spec.student, "constrain_candidates", None))
+
+    generator = RationaleGenerator(student, records(RATIONALE_STORE), prompt_of,
+                                   titles=dataset.item_titles, history_of=history_of)
+    out = generator(list(users), progress=progress,
+                    description="Student rationales (whole training sequence)")
+    rows, checks = student_rows(dataset, users, out, Grounder(dataset))
+    return {"rows": rows, "generator": generator,
+            "grounding": summarize(checks, {u: out[u]["rationale"] for u in users})}

@@ -16,7 +16,7 @@ import numpy as np
 
 from slimkit.artifacts.files import write_summary
 from slimkit.artifacts.rationales import steps_of
-from slimkit.artifacts.vectors import STEPS, VECTOR_FILES, write_vectors
+from slimkit.artifacts.vectors import CUT_VECTOR_FILES, STEPS, VECTOR_FILES, write_vectors
 from slimkit.encoders.cached import RECORD_NAMESPACE, encode_cached
 from slimkit.errors import SlimkitError
 from slimkit.factories import build_encoder, encoder_identity
@@ -53,28 +53,29 @@ def _rationale_texts(records: list[dict[str, Any]], num_users: int,
 
 def encode_all(data: Any, teacher_records: list[dict[str, Any]], student_records: list[dict[str, Any]],
                encoder: Any, records: Any = None, *, identity: dict[str, Any] | None = None,
-               progress: bool = False) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+               progress: bool = False, cut_teacher_records: list[dict[str, Any]] | None = None,
+               cut_student_records: list[dict[str, Any]] | None = None,
+               ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Every array of the stage (file name -> array) and counts for ``vectors.json``.
 
     All texts go to the encoder in one call (duplicates encoded once, cached per text in
     ``records`` when given). Every user must have a student record; one whose answer was
     empty gets zero vectors, like the steps of a malformed answer, and is counted. The
-    teacher's vectors cover whom it saw.
+    teacher's vectors cover whom it saw. With ``cut_student_records`` (``rationale_cut:
+    separate``) the rationales from the cut become the ``cut_*`` arrays the same way.
     """
     num_users = data.num_users
-    student_whole, student_steps, student_empty = _rationale_texts(student_records, num_users, "student")
-    missing = [u for u in range(num_users) if u not in student_whole and u not in student_empty]
-    if missing:
-        shown = ", ".join(str(data.user_ids[u]) for u in missing[:5])
-        raise SlimkitError(
-            f"The distill stage has rationales for {num_users - len(missing)} of {num_users} "
-            f"users; {len(missing)} have none (e.g. user {shown}). Every user needs the "
-            "student's rationale before the encode stage.",
-            hint="Re-run the distill stage for every user: leave student.num_users empty "
-            "(`--set student.num_users=null`) and run `slimkit distill` (finished users are "
-            "cached).",
-        )
+    student_whole, student_steps, student_empty = _student_texts(data, student_records, "")
     teacher_whole, teacher_steps, _ = _rationale_texts(teacher_records, num_users, "teacher")
+    sets = [("student", student_whole, student_steps), ("teacher", teacher_whole, teacher_steps)]
+    cut_counts: dict[str, int] = {}
+    if cut_student_records is not None:
+        cut_whole, cut_steps, cut_empty = _student_texts(data, cut_student_records, "cut ")
+        cut_teacher, cut_teacher_steps, _ = _rationale_texts(cut_teacher_records or [], num_users,
+                                                             "teacher")
+        sets += [("cut_student", cut_whole, cut_steps), ("cut_teacher", cut_teacher, cut_teacher_steps)]
+        cut_counts = {"cut_student_users": len(cut_whole), "cut_student_empty": len(cut_empty),
+                      "cut_teacher_users": len(cut_teacher)}
 
     # (file name, row) for every text, in one list for one encoder call.
     slots: list[tuple[str, int]] = []
@@ -86,8 +87,7 @@ def encode_all(data: Any, teacher_records: list[dict[str, Any]], student_records
             texts.append(rows[row])
 
     add("item_vectors.npy", {i: data.item_text[i] for i in range(1, data.num_items + 1)})
-    for who, whole, steps in (("student", student_whole, student_steps),
-                              ("teacher", teacher_whole, teacher_steps)):
+    for who, whole, steps in sets:
         add(f"{who}_vectors.npy", whole)
         for step in STEPS:
             add(f"{who}_step{step}_vectors.npy", {u: s[step] for u, s in steps.items()})
@@ -97,10 +97,13 @@ def encode_all(data: Any, teacher_records: list[dict[str, Any]], student_records
     vectors = encode_cached(encoder, texts, records, identity=identity, progress=progress,
                             stats=stats)  # (T, E)
     dim = int(vectors.shape[1]) if len(texts) else int(encoder.dim)
+    names = [n for n in VECTOR_FILES if n != "teacher_mask.npy"]
+    if cut_student_records is not None:
+        names += list(CUT_VECTOR_FILES)
     arrays: dict[str, np.ndarray] = {
         name: np.zeros((data.num_items + 1 if name == "item_vectors.npy" else num_users, dim),
                        dtype=np.float32)
-        for name in VECTOR_FILES if name != "teacher_mask.npy"
+        for name in names
     }
     for (name, row), vector in zip(slots, vectors):
         arrays[name][row] = vector
@@ -117,25 +120,49 @@ def encode_all(data: Any, teacher_records: list[dict[str, Any]], student_records
         "student_malformed": num_users - len(student_steps),
         "teacher_users": int(mask.sum()),
         "teacher_malformed": len(teacher_whole) - len(teacher_steps),
+        **cut_counts,
         "texts": len(texts),
         "texts_encoded": int(stats.get("encoded", 0)),
         "texts_reused": int(stats.get("reused", 0)),
     }
-    return {name: arrays[name] for name in VECTOR_FILES}, summary
+    order = list(VECTOR_FILES) + (list(CUT_VECTOR_FILES) if cut_student_records is not None else [])
+    return {name: arrays[name] for name in order}, summary
+
+
+def _student_texts(data: Any, records: list[dict[str, Any]], which: str):
+    """:func:`_rationale_texts` of the student, which must cover every user."""
+    num_users = data.num_users
+    whole, steps, empty = _rationale_texts(records, num_users, "student")
+    missing = [u for u in range(num_users) if u not in whole and u not in empty]
+    if missing:
+        shown = ", ".join(str(data.user_ids[u]) for u in missing[:5])
+        raise SlimkitError(
+            f"The distill stage has {which}rationales for {num_users - len(missing)} of {num_users} "
+            f"users; {len(missing)} have none (e.g. user {shown}). Every user needs the "
+            "student's rationale before the encode stage.",
+            hint="Re-run the distill stage for every user: leave student.num_users empty "
+            "(`--set student.num_users=null`) and run `slimkit distill` (finished users are "
+            "cached).",
+        )
+    return whole, steps, empty
 
 
 def encode(spec: Any, dataset: Any, teacher_records: list[dict[str, Any]],
            student_records: list[dict[str, Any]], out: Path, *, records: Callable[[str], Any],
-           progress: bool = True) -> dict[str, Any]:
-    """Encode item texts and rationales with the spec's encoder into ``out``; returns the
-    summary (also written as ``vectors.json``)."""
+           progress: bool = True, cut_teacher_records: list[dict[str, Any]] | None = None,
+           cut_student_records: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Encode item texts and rationales (and, under ``rationale_cut: separate``, the
+    rationales from the cut) with the spec's encoder into ``out``; returns the summary
+    (also written as ``vectors.json``)."""
     from slimkit.runtime import resolve_device
 
     start = time.perf_counter()
     encoder = build_encoder(spec.encoder, device=resolve_device("auto"))
     identity = encoder_identity(spec.encoder, encoder)
     arrays, summary = encode_all(dataset, teacher_records, student_records, encoder,
-                                 records(RECORD_NAMESPACE), identity=identity, progress=progress)
+                                 records(RECORD_NAMESPACE), identity=identity, progress=progress,
+                                 cut_teacher_records=cut_teacher_records,
+                                 cut_student_records=cut_student_records)
     summary["seconds"] = round(time.perf_counter() - start, 2)
     write_vectors(out, arrays, summary)
     write_summary(out, summary)

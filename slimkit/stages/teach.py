@@ -2,7 +2,10 @@
 
 1. ``teacher.num_users`` users are sampled (seeded by ``teacher.seed``);
 2. each gets the ``prompt.teacher`` template over the items before their validation and
-   test targets (:func:`slimkit.prompts.history.user_history`);
+   test targets (:func:`slimkit.prompts.history.user_history`), or, under
+   ``prompt.rationale_cut: shared``, before their rationale cut
+   (:mod:`slimkit.data.rationale_cut`); under ``separate`` the teacher answers both, the
+   rationales from the cut going to ``cut_rationales.jsonl``;
 3. the teacher answers; LLM teachers cache every response on its own in the ``llm``
    record store, so an interrupted run resumes and a repeated run sends nothing;
 4. ``rationales.jsonl`` (one row per sampled user, :mod:`slimkit.artifacts.rationales`)
@@ -23,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from slimkit.artifacts.files import write_summary
-from slimkit.artifacts.rationales import write_rationales
+from slimkit.artifacts.rationales import CUT_RATIONALES_FILE, write_rationales
+from slimkit.data.rationale_cut import views_of
 from slimkit.errors import SlimkitError
 from slimkit.factories import build_teacher, prompt_template
 from slimkit.prompts.history import user_messages
@@ -116,17 +120,24 @@ def teach(spec: Any, dataset: Any, out: Path, *, records: Callable[[str], Any],
     """Have the spec's teacher write rationales for the sampled users of ``dataset`` into
     ``out``; returns the summary. ``records(namespace)`` gives a per-request store."""
     start = time.perf_counter()
-    jobs = build_jobs(spec, dataset)
+    views = views_of(dataset, spec.prompt)
+    jobs = build_jobs(spec, views.main)
+    cut_jobs = build_jobs(spec, views.cut) if views.cut is not None else []
     teacher = build_teacher(spec.teacher)
     label = getattr(teacher, "label", spec.teacher.kind)
-    bar = Progress(len(jobs), f"teach ({label})", enabled=progress)
+    bar = Progress(len(jobs) + len(cut_jobs), f"teach ({label})", enabled=progress)
     store = records(RECORD_NAMESPACE) if getattr(teacher, "uses_records", True) else None
-    ctx = TeachContext(dataset=dataset, records=store, progress=bar)
+    ctx = TeachContext(dataset=views.main, records=store, progress=bar)
     try:
         rows = teacher.teach(jobs, ctx)
+        cut_rows = teacher.teach(cut_jobs, TeachContext(
+            dataset=views.cut, records=store, progress=bar, stats=ctx.stats)) if cut_jobs else []
     finally:
         bar.close()
     summary = summarize(rows, ctx.stats, time.perf_counter() - start, label)
+    summary.update(cut_summary(spec.prompt, cut_rows))
+    cut_failed = sum(r["status"] != "done" for r in cut_rows)
+    summary["failed"] += cut_failed
     summary["incomplete"] = (f"{summary['done']}/{summary['users']}" if summary["failed"] else None)
     if not summary["done"]:
         first = next((r["error"] for r in rows if r.get("error")), "no answer")
@@ -136,5 +147,19 @@ def teach(spec: Any, dataset: Any, out: Path, *, records: Callable[[str], Any],
             hint="Answers that did arrive are cached; fix the cause and run again.",
         )
     write_rationales(out, rows)
+    if cut_jobs:
+        write_rationales(out, cut_rows, name=CUT_RATIONALES_FILE)
     write_summary(out, summary)
     return summary
+
+
+def cut_summary(prompt: Any, cut_rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The summary fields of the rationale cut: the mode, and with ``separate`` the counts of
+    the rationales from the cut. A failed one counts as a failed user, so the stage runs
+    again for it (answers already given come from the record store)."""
+    out: dict[str, Any] = {"rationale_cut": prompt.rationale_cut, "cut_items": prompt.cut_items}
+    if prompt.rationale_cut == "separate":
+        done = [r for r in cut_rows if r["status"] == "done"]
+        out["cut_rationales"] = {"users": len(cut_rows), "done": len(done),
+                                 "well_formed": sum(r["well_formed"] for r in done)}
+    return out

@@ -2,10 +2,15 @@
 
 Writes :mod:`slimkit.artifacts.trained` (``model.safetensors``, ``model.json``,
 ``metrics.json``) and ``summary.json``.
+
+Under a leakage-free ``prompt.rationale_cut`` (:mod:`slimkit.data.rationale_cut`) the
+head's per-user table gets training-only rows (:func:`rationale_table`) and each training
+target reads the row it may (:func:`rationale_rows`); validation and test read row ``u``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +39,51 @@ def side_info(spec: Any, vectors: dict[str, Any] | None) -> dict[str, Any]:
     if needs_text:
         side["item_vectors"] = torch.as_tensor(vectors["item_vectors"], dtype=torch.float32)
     if needs_rationales:
-        chosen = select_rationale_vectors(vectors, getattr(spec.fusion, "rationale_source", "student"),
-                                          getattr(spec.fusion, "step", None))
-        side["rationale_vectors"] = torch.as_tensor(chosen, dtype=torch.float32)
+        source, step = getattr(spec.fusion, "rationale_source", "student"), getattr(spec.fusion, "step", None)
+        chosen = select_rationale_vectors(vectors, source, step)
+        side["users"] = int(chosen.shape[0])
+        table = rationale_table(spec.prompt.rationale_cut, chosen,
+                                lambda: select_rationale_vectors(vectors, source, step, cut=True))
+        side["rationale_vectors"] = torch.as_tensor(table, dtype=torch.float32)
     return side
+
+
+def rationale_table(mode: str, rationales: Any, cut_rationales: Callable[[], Any]) -> Any:
+    """The per-user table a fusion head keeps, ``(R, E)``, under ``prompt.rationale_cut``
+    ``mode``: rows ``0..U-1`` are the users' rationales (what validation, test, recommend
+    and export read); ``shared`` appends one all-zero row (``U``: what training targets
+    before a cut read), ``separate`` the rationales from the cut (rows ``U..2U-1``, from
+    ``cut_rationales()``) and then the zero row (``2U``); ``none`` appends nothing.
+    :func:`rationale_rows` says which row each training target reads."""
+    import numpy as np
+
+    if mode == "none":
+        return rationales
+    parts = [np.asarray(rationales, dtype=np.float32)]
+    if mode == "separate":
+        parts.append(np.asarray(cut_rationales(), dtype=np.float32))
+    parts.append(np.zeros((1, parts[0].shape[1]), dtype=np.float32))
+    return np.concatenate(parts)
+
+
+def rationale_rows(spec: Any, dataset: Any) -> Any:
+    """The :class:`~slimkit.training.samples.RationaleRows` of the spec's leakage-free
+    ``prompt.rationale_cut`` for the table of :func:`rationale_table` (None under ``none``
+    or for a head that reads no rationale): a target after user ``u``'s cut reads ``u``'s
+    rationale from the cut, one before it the zero row."""
+    import numpy as np
+
+    from slimkit.data.rationale_cut import cut_positions
+    from slimkit.training.samples import RationaleRows
+
+    mode = spec.prompt.rationale_cut
+    if mode == "none" or not fusion_needs(spec.fusion)[1]:
+        return None
+    users = np.arange(dataset.num_users, dtype=np.int64)
+    cut = cut_positions(dataset.offsets, spec.prompt.cut_items)
+    if mode == "shared":
+        return RationaleRows(cut=cut, rows=users, missing=dataset.num_users)
+    return RationaleRows(cut=cut, rows=users + dataset.num_users, missing=2 * dataset.num_users)
 
 
 def check_side_info(side: dict[str, Any], num_users: int, num_items: int) -> None:
@@ -47,15 +93,19 @@ def check_side_info(side: dict[str, Any], num_users: int, num_items: int) -> Non
         raise SlimkitError(
             f"item_vectors has {items.shape[0]} rows but the dataset has {num_items} "
             "items (+1 padding row): the vectors belong to another dataset.", hint=RERUN_HINT)
-    if rationales is not None and rationales.shape[0] != num_users:
+    rows = side.get("users", None if rationales is None else rationales.shape[0])
+    if rationales is not None and rows != num_users:
         raise SlimkitError(
-            f"rationale vectors have {rationales.shape[0]} rows but the dataset has "
+            f"rationale vectors have {rows} rows but the dataset has "
             f"{num_users} users: they belong to another dataset.", hint=RERUN_HINT)
 
 
 def recommender_for(spec: Any, *, num_users: int, num_items: int, max_seq_len: int,
                     side: dict[str, Any]) -> Any:
-    """The spec's backbone inside its fusion head, as a Recommender."""
+    """The spec's backbone inside its fusion head, as a Recommender (its ``num_users``: the
+    rows of the per-user rationale table, see :func:`rationale_table`)."""
+    if side.get("rationale_vectors") is not None:
+        num_users = int(side["rationale_vectors"].shape[0])
     return build_recommender(spec.backbone, spec.fusion, num_users=num_users, num_items=num_items,
                              max_seq_len=max_seq_len, item_vectors=side.get("item_vectors"),
                              rationale_vectors=side.get("rationale_vectors"))
@@ -112,7 +162,7 @@ def _fit(spec: Any, dataset: Any, vectors: dict[str, Any] | None, *, progress: b
                                max_seq_len=max_seq_len, side=side)
 
     result = train_and_evaluate(build, dataset, train_opts, eval_opts, list(spec.eval.seeds),
-                                progress=progress)
+                                progress=progress, rationale_rows=rationale_rows(spec, dataset))
     return result, build, device
 
 
@@ -141,6 +191,7 @@ def train(spec: Any, dataset: Any, vectors: dict[str, Any] | None, out: Path, *,
         dataset={"name": dataset.name, "users": dataset.num_users, "items": dataset.num_items,
                  "interactions": dataset.num_interactions},
         device=device,
+        rationale_cut=spec.prompt.rationale_cut if fusion_needs(spec.fusion)[1] else None,
     )
     model = build()
     model.load_state_dict(result.state_dict)
@@ -152,6 +203,7 @@ def train(spec: Any, dataset: Any, vectors: dict[str, Any] | None, out: Path, *,
         "max_seq_len": max_seq_len,
         "best_seed": result.best_seed,
         "needs": dict(zip(("item_text", "rationales"), fusion_needs(spec.fusion))),
+        "rationale_cut": spec.prompt.rationale_cut if fusion_needs(spec.fusion)[1] else None,
     }
     write_trained(out, model, info, metrics)
     write_per_user(out, result.per_user_test)

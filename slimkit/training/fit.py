@@ -11,9 +11,13 @@ Two modes read the same targets (every item of each user's training part but the
   (``forward_positions``). A batch holds about ``batch_size`` targets in both modes, so
   an epoch takes the same number of optimiser steps.
 
-``auto`` picks causal when the model supports it. Cross-entropy over the full catalogue
-(or BCE with uniformly sampled negatives, or for large catalogues a sampled or in-batch
-softmax with the logQ correction, :mod:`.losses`); Adam; validation after every epoch, stop after
+``auto`` picks causal when the model supports it. With ``rationale_rows``
+(:class:`~slimkit.training.samples.RationaleRows`, a leakage-free ``prompt.rationale_cut``)
+each training target reads the per-user table row it may read: ``users`` is that row per
+sample, or a ``(B, L)`` tensor of rows per position in the causal mode. Cross-entropy over
+the full catalogue (or BCE with uniformly sampled negatives, or for large catalogues a
+sampled or in-batch softmax with the logQ correction, :mod:`.losses`); Adam; validation
+after every epoch, stop after
 ``patience`` epochs without improvement of the validation metric, restore the best
 state. Batches are gathered from the flat event array with one indexing operation.
 """
@@ -40,10 +44,13 @@ from slimkit.training.optim import adam
 from slimkit.training.options import EvalOptions, TrainOptions
 from slimkit.training.progress import EpochProgress
 from slimkit.training.samples import (
+    RationaleRows,
+    WindowRows,
     sample_batch,
     training_samples,
     training_windows,
     window_batch,
+    with_rationale_rows,
 )
 
 TRAIN_MODES = ("auto", "causal", "per-prefix")
@@ -106,6 +113,7 @@ class Trainer:
         eval_options: EvalOptions,
         *,
         progress: bool = False,
+        rationale_rows: RationaleRows | None = None,
     ):
         self.options = options
         self.eval_options = eval_options
@@ -127,6 +135,9 @@ class Trainer:
                     hint=f"Use a stride from 1 to {options.max_seq_len}, or leave it empty.",
                 )
             self.train_windows = training_windows(offsets, items, options.max_seq_len, stride)
+            # Leakage-free rationales: each position reads its own table row (B, L).
+            self.window_rows = (WindowRows.of(offsets, self.train_windows, rationale_rows)
+                                if rationale_rows is not None else None)
             self.num_targets = self.train_windows.num_targets
             # About batch_size targets per batch, as per prefix: same steps per epoch.
             per_window = self.num_targets / len(self.train_windows)
@@ -134,6 +145,8 @@ class Trainer:
             self.num_rows = len(self.train_windows)
         else:
             self.train_samples = training_samples(offsets, items, options.max_seq_len)
+            if rationale_rows is not None:  # each sample reads the table row its target may
+                self.train_samples = with_rationale_rows(offsets, self.train_samples, rationale_rows)
             self.num_targets = self.num_rows = len(self.train_samples)
             self.rows_per_batch = options.batch_size
         self.candidate_loss = None  # train.loss sampled / in-batch (training/losses.py)
@@ -228,6 +241,8 @@ class Trainer:
                 seq, lengths, users, targets, where = window_batch(
                     self.events, self.train_windows, index
                 )
+                if self.window_rows is not None:
+                    users = self.window_rows.batch(index, seq.size(1), self.device)  # (B, L)
                 targets_in_batch = int(where.sum())
             else:
                 seq, lengths, users, targets = sample_batch(self.events, self.train_samples, index)

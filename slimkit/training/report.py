@@ -60,6 +60,7 @@ def train_and_evaluate(
     seeds: list[int] | None = None,
     *,
     progress: bool = False,
+    rationale_rows: Any = None,
 ) -> RunResult | None:
     """Train one model per seed (``build_model`` is called after seeding), evaluate each,
     and report means and standard deviations over seeds. In a distributed run
@@ -70,7 +71,8 @@ def train_and_evaluate(
     and ``sparsity`` (means over seeds), ``seeds`` (one entry per run), ``masked_history``,
     ``protocol``, ``train_mode`` (``causal`` or ``per-prefix``, what ``auto`` resolved to)
     and ``best_seed`` (the run with the best validation metric, whose state
-    is returned).
+    is returned). ``rationale_rows``: which per-user table row each training target
+    reads (:class:`~slimkit.training.samples.RationaleRows`; None: row ``u`` for all).
     """
     seeds = list(seeds) if seeds else [options.seed]
     counts = item_popularity(dataset.offsets, dataset.items, dataset.num_items)
@@ -83,7 +85,8 @@ def train_and_evaluate(
         opts = TrainOptions(**{**options.__dict__, "seed": seed})
         seed_everything(seed)
         model = build_model()
-        trainer = Trainer(model, dataset, opts, eval_options, progress=progress)
+        trainer = Trainer(model, dataset, opts, eval_options, progress=progress,
+                          rationale_rows=rationale_rows)
         if progress and main and len(seeds) > 1:
             stderr_console().print(f"[bold]seed {seed}[/] ({len(runs) + 1}/{len(seeds)})")
         fit = trainer.fit()

@@ -15,6 +15,11 @@ window is ``(user, start, length, first_loss)``, its inputs ``items[start : star
 length]``, the target at window position ``j`` the next item ``items[start + j + 1]``,
 with a loss at positions ``first_loss <= j < length`` (the targets no earlier window of
 the user holds). See :func:`training_windows` for how long sequences are cut.
+
+Under a leakage-free ``prompt.rationale_cut`` (:mod:`slimkit.data.rationale_cut`) a
+training target reads the rationale row :class:`RationaleRows` gives it: per sample in
+the per-prefix mode (:func:`with_rationale_rows`), per window position in the causal
+mode (:class:`WindowRows`, a ``(B, L)`` ``users`` tensor).
 """
 
 from __future__ import annotations
@@ -154,6 +159,73 @@ def window_batch(events, windows: Windows, index):
     steps = torch.arange(seq.size(1), device=device)  # (W,)
     loss = (steps >= first_loss.unsqueeze(1)) & (steps < lengths.unsqueeze(1))  # (B, W)
     return seq, lengths, users, targets, loss
+
+
+@dataclass
+class RationaleRows:
+    """Which row of a fusion head's per-user table each training target reads, so that no
+    target reads a rationale written from a history that holds it
+    (:mod:`slimkit.data.rationale_cut`).
+
+    A training target at position ``t`` of user ``u``'s sequence reads row ``rows[u]`` when
+    ``t >= cut[u]`` (a rationale written from ``sequence[:cut[u]]``), else row ``missing``
+    (an all-zero row: the head's "no rationale" vector). Validation and test read row
+    ``u`` as before.
+    """
+
+    cut: np.ndarray  # (U,) position of the first target after the cut
+    rows: np.ndarray  # (U,) table row of the rationale from the cut
+    missing: int  # a table row without a rationale
+
+    def for_targets(self, users: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """``(S,)`` table rows of the targets at ``positions`` of ``users`` (both ``(S,)``)."""
+        users = np.asarray(users, dtype=np.int64)
+        after = np.asarray(positions) >= self.cut[users]  # (S,)
+        return np.where(after, self.rows[users], self.missing).astype(np.int64)
+
+
+def target_positions(offsets: np.ndarray, samples: Samples) -> np.ndarray:
+    """``(S,)`` position of each sample's target in its user's sequence."""
+    offsets = np.asarray(offsets, dtype=np.int64)
+    return samples.starts - offsets[samples.users] + samples.lengths
+
+
+def with_rationale_rows(offsets: np.ndarray, samples: Samples, rationale: RationaleRows) -> Samples:
+    """Per-prefix samples whose ``users`` are the table rows their targets may read."""
+    rows = rationale.for_targets(samples.users, target_positions(offsets, samples))
+    return Samples(users=rows, starts=samples.starts, lengths=samples.lengths,
+                   targets=samples.targets)
+
+
+@dataclass
+class WindowRows:
+    """Causal mode: per window, the first window position whose target may read the
+    rationale from the cut, that rationale's row, and the row without one."""
+
+    first: np.ndarray  # (W,) window position j of the first target at or after the cut
+    rows: np.ndarray  # (W,) table row of the rationale from the cut
+    missing: int
+
+    @classmethod
+    def of(cls, offsets: np.ndarray, windows: Windows, rationale: RationaleRows) -> WindowRows:
+        offsets = np.asarray(offsets, dtype=np.int64)
+        begin = windows.starts - offsets[windows.users]  # (W,) position of input 0
+        # The target at window position j sits at sequence position begin + j + 1.
+        first = rationale.cut[windows.users] - begin - 1  # (W,)
+        return cls(first=first.astype(np.int64), rows=rationale.rows[windows.users].astype(np.int64),
+                   missing=int(rationale.missing))
+
+    def batch(self, index, width: int, device):
+        """``(B, width)`` long tensor: the table row each position of the windows at
+        ``index`` reads (the head's ``users`` argument, per position)."""
+        import torch
+
+        idx = torch.as_tensor(index)
+        first = torch.as_tensor(self.first)[idx].to(device)  # (B,)
+        rows = torch.as_tensor(self.rows)[idx].to(device)  # (B,)
+        steps = torch.arange(width, device=device)  # (W,)
+        after = steps.unsqueeze(0) >= first.unsqueeze(1)  # (B, W)
+        return torch.where(after, rows.unsqueeze(1), torch.full_like(rows, self.missing).unsqueeze(1))
 
 
 def evaluation_samples(

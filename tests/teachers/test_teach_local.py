@@ -176,6 +176,7 @@ def test_constrained_local_teacher_names_only_unseen_catalogue_titles(tmp_path, 
     user's training items, separated by '; ', nothing else."""
     from helpers.tiny_student import build_tiny_student
 
+    from slimkit.data.rationale_cut import views_of
     from slimkit.llm.scaffold import SCAFFOLD
 
     model = build_tiny_student(tmp_path / "model")
@@ -189,7 +190,9 @@ def test_constrained_local_teacher_names_only_unseen_catalogue_titles(tmp_path, 
     named = 0
     for row in rows:
         step3 = row["rationale"].split(SCAFFOLD[2].strip(), 1)[1]
-        seen = {titles[int(i)] for i in dataset.train_items(row["user_index"])}
+        # The history the rationale was written from (default rationale_cut: before the cut).
+        shown = views_of(dataset, spec.prompt).main.train_items(row["user_index"])
+        seen = {titles[int(i)] for i in shown}
         for name in (p.strip() for p in step3.split(";") if p.strip()):
             assert name in titles[1:] and name not in seen, row["rationale"]
             named += 1

@@ -12,6 +12,7 @@ from helpers.teach_fixtures import tiny_spec
 
 from slimkit.artifacts.rationales import read_rationales
 from slimkit.cache import StageCache
+from slimkit.data.rationale_cut import views_of
 from slimkit.pipeline import Pipeline
 from slimkit.prompts.history import user_history
 from slimkit.rationale import parse_steps
@@ -40,8 +41,10 @@ def test_rows_follow_the_contract(tmp_path, isolated_cache):
         assert {int(k): v for k, v in row["steps"].items()} == parse_steps(row["rationale"])
         assert dataset.user_ids[row["user_index"]] == row["user"]
         u = row["user_index"]
-        # Step 3 never suggests an item the user saw in training, nor names its targets as seen.
-        seen_titles = {dataset.item_titles[i] for i in dataset.train_items(u)}
+        # Step 3 never suggests an item of the history it was written from (under the
+        # default prompt.rationale_cut, the training items before the user's cut).
+        shown = views_of(dataset, spec.prompt).main.train_items(u)
+        seen_titles = {dataset.item_titles[i] for i in shown}
         suggested = set(row["steps"]["3"].split(": ", 1)[1].rstrip(".").split("; "))
         assert suggested and not (suggested & seen_titles)
     summary = json.loads((result.path / "summary.json").read_text())
