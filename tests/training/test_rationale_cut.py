@@ -112,14 +112,14 @@ def history_teacher():
     registry("teachers").unregister("history-names")
 
 
-def make_spec(mode: str, train_mode: str = "auto"):
+def make_spec(mode: str, train_mode: str = "auto", **train):
     return validate_spec({
         "teacher": {"kind": "history-names", "num_users": len(LENGTHS)},
         "prompt": {"max_items": 50, "rationale_cut": mode, "cut_items": CUT_ITEMS},
         "backbone": {"kind": "sasrec", "hidden_size": 16, "inner_size": 32, "num_layers": 1,
                      "num_heads": 1},
         "fusion": {"kind": "slim"},
-        "train": {"mode": train_mode, "epochs": 1, "batch_size": 8, "patience": 1},
+        "train": {"mode": train_mode, "epochs": 1, "batch_size": 8, "patience": 1, **train},
         "eval": {"ks": [5, 10], "seeds": [3]},
     })
 
@@ -338,3 +338,23 @@ def test_stage_keys_change_with_the_cut(history_teacher):
     for stage in ("teach", "distill", "encode", "train"):
         assert len({keys[m][stage] for m in keys}) == 3, stage
     assert len({keys[m]["data"] for m in keys}) == 1
+
+
+@pytest.mark.parametrize("loss", ["bce", "sampled", "in-batch"])
+def test_leakage_free_rows_train_with_every_loss(tmp_path, history_teacher, loss):
+    """The per-position table rows of the causal mode reach every loss (the sampled ones
+    score candidates only), and the trained model evaluates."""
+    from slimkit.stages import train as train_stage
+    from slimkit.training.fit import Trainer
+
+    data = tiny_data()
+    spec = make_spec("shared", "causal", loss=loss, sampled_negatives=8)
+    _texts, side, _ = table_of(tmp_path, spec, data)
+    model = train_stage.recommender_for(spec, num_users=data.num_users, num_items=data.num_items,
+                                        max_seq_len=data.max_seq_len, side=side)
+    options, evaluation = train_stage.options_from_spec(spec, "cpu", data.max_seq_len)
+    trainer = Trainer(model, data, options, evaluation,
+                      rationale_rows=train_stage.rationale_rows(spec, data))
+    fit = trainer.fit()
+    assert trainer.mode == "causal" and np.isfinite(fit.history[0]["loss"])
+    assert 0.0 <= trainer.evaluate("test").metrics["hit@10"] <= 1.0
