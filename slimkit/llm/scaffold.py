@@ -20,6 +20,9 @@ SCAFFOLD = (
 )
 """The headers: the first ends the prompt, the others are forced between steps."""
 
+MIN_STEP_TOKENS = 4
+"""Fewest free tokens per step a budgeted scaffold (:meth:`StepScaffold.per_step_within`) allows."""
+
 HEADER_ROOM = 24
 """Extra new tokens a scaffolded answer may take: the forced headers of steps 2 and 3."""
 
@@ -44,8 +47,21 @@ class StepScaffold:
         self.eos = tokenizer.eos_token_id
 
     def per_step(self, max_new_tokens: int) -> int:
-        """Free tokens a step may take before its line is ended for it."""
+        """Free tokens a step may take before its line is ended for it (the local teacher:
+        the headers come on top, :data:`HEADER_ROOM`)."""
         return max(8, max_new_tokens // len(SCAFFOLD))
+
+    @property
+    def forced_tokens(self) -> int:
+        """Tokens the scaffold forces into an answer at most: the headers of steps 2 and 3,
+        a line break before each, and one more line break and the end after step 3."""
+        return sum(len(h) + 1 for h in self.headers) + 2
+
+    def per_step_within(self, max_new_tokens: int) -> int:
+        """Free tokens per step so that the whole answer, forced tokens included, fits in
+        ``max_new_tokens`` (the student: its budget is what it learned, headers included);
+        below 1 when it cannot fit."""
+        return (max_new_tokens - self.forced_tokens) // len(SCAFFOLD)
 
     def processor(self, batch: int, start: int, per_step: int, last_step: int | None = None):
         """A fresh logits processor for ``batch`` rows whose prompts are ``start`` tokens
