@@ -127,3 +127,24 @@ def test_vllm_with_the_scaffold_is_refused_up_front():
 
     with pytest.raises(SlimkitError, match="scaffold_steps apply to the transformers backend"):
         HFLoraStudent(backend="vllm", scaffold_steps=True)
+
+
+def test_the_scaffold_header_counts_as_answer_for_the_repetition_rules(tiny_model_dir):
+    """Step 1's header sits at the end of the prompt, yet it is part of the rationale (as
+    when the student writes it itself): the answer-only rules see it (``answer_prefix``)."""
+    from slimkit.llm.generate import generate
+
+    student = make_student(tiny_model_dir)
+    model, tokenizer = student._generation_model(), student.tokenizer
+    header = tokenizer.encode(SCAFFOLD[0], add_special_tokens=False)
+    prompts = [tokenizer.encode(f"User history: Movie {n}; Comedy" + " Drama" * n,
+                                add_special_tokens=False) + header for n in range(12)]
+    repeats = {}
+    for prefix in (0, len(header)):
+        out: dict[int, list[int]] = {}
+        generate(model, tokenizer, prompts, max_new_tokens=30, batch_size=4, progress=False,
+                 answer_no_repeat_ngram_size=1, answer_prefix=prefix,
+                 on_done=lambda done, out=out: out.update({done.index: tokenizer.encode(done.text)}))
+        repeats[prefix] = sum(any(t in out[i] for t in header) for i in out)
+    assert repeats[0] > 0  # the prompt's header tokens come again when not counted ...
+    assert repeats[len(header)] == 0  # ... and never once they are

@@ -282,13 +282,15 @@ class HFLoraStudent:
                 "made to write headers it did not learn. Turn student.scaffold_steps off for "
                 "this teacher.")
 
-    def _scaffold_prompts(self, prompts: Sequence[Sequence[int]]) -> list[list[int]]:
-        """The prompts with step 1's header appended (as tokens, so prompt + header reads
-        exactly like the start of a training example, where the header opens the target)."""
+    def _scaffold_prompts(self, prompts: Sequence[Sequence[int]]) -> tuple[list[list[int]], int]:
+        """(the prompts with step 1's header appended, the header's tokens). Appended as
+        tokens, so prompt + header reads exactly like the start of a training example,
+        where the header opens the target; the header is part of the answer for the
+        answer-only repetition rules, as when the student writes it itself."""
         from slimkit.llm.scaffold import SCAFFOLD
 
         header = list(self.tokenizer(SCAFFOLD[0], add_special_tokens=False)["input_ids"])
-        return [list(p) + header for p in prompts]
+        return [list(p) + header for p in prompts], len(header)
 
     def _require_lengths(self) -> None:
         if self.max_new_tokens == AUTO:
@@ -459,7 +461,7 @@ class HFLoraStudent:
             raise RuntimeError("the transformers backend generates base rationales before training")
         from slimkit.llm.generate import generate, step_marker_tokens
 
-        header, processor, marker = "", None, None
+        header, processor, marker, prefix = "", None, None, 0
         if self.scaffold_steps:
             from slimkit.llm.scaffold import SCAFFOLD
 
@@ -472,7 +474,7 @@ class HFLoraStudent:
             def processor(rows: int, width: int):
                 return scaffold.processor(rows, width, per_step, last_step)
 
-            prompts = self._scaffold_prompts(prompts)
+            prompts, prefix = self._scaffold_prompts(prompts)
             header, marker = SCAFFOLD[0], SCAFFOLD[2].strip()
 
         def report(done) -> None:
@@ -492,6 +494,7 @@ class HFLoraStudent:
                 answer_no_repeat_ngram_size=self.no_repeat_ngram_size,
                 repetition_exempt=(step_marker_tokens(self.tokenizer)
                                    if self.repetition_penalty or self.no_repeat_ngram_size else ()),
+                answer_prefix=prefix,
                 logits_processor=processor,
                 constraint=self._constraint(item_constraint, marker),
                 on_done=report,
