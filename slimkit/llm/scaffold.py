@@ -5,7 +5,7 @@ instructions back). With the scaffold the prompt ends with step 1's header, the 
 writes each step's content on one line, and when it ends the line (or spends
 ``per_step`` tokens) the next header is forced token by token, in the same decoding
 pass; after step 3's line comes the end of sequence. Line breaks and end of sequence
-are banned until a step has content.
+are banned until a step has content (``min_step`` tokens; the student asks for more).
 """
 
 from __future__ import annotations
@@ -22,6 +22,11 @@ SCAFFOLD = (
 
 MIN_STEP_TOKENS = 4
 """Fewest free tokens per step a budgeted scaffold (:meth:`StepScaffold.per_step_within`) allows."""
+
+MIN_STEP_SHARE = 0.5
+"""Under the student's budgeted scaffold a step's line may end only after this share of
+its tokens: the quickstart student ends step 1 after "The user's preferences are:" for 40
+of 100 users otherwise (its habit is a list on the next lines, which the scaffold cuts)."""
 
 HEADER_ROOM = 24
 """Extra new tokens a scaffolded answer may take: the forced headers of steps 2 and 3."""
@@ -63,10 +68,13 @@ class StepScaffold:
         below 1 when it cannot fit."""
         return (max_new_tokens - self.forced_tokens) // len(SCAFFOLD)
 
-    def processor(self, batch: int, start: int, per_step: int, last_step: int | None = None):
+    def processor(self, batch: int, start: int, per_step: int, last_step: int | None = None,
+                  min_step: int = 1):
         """A fresh logits processor for ``batch`` rows whose prompts are ``start`` tokens
         wide (left padded); step 3 may take ``last_step`` free tokens (default ``per_step``;
-        larger when a title constraint ends the row itself)."""
+        larger when a title constraint ends the row itself); a line may end only after
+        ``min_step`` free tokens of its step (at most ``per_step``)."""
+        min_step = max(1, min(min_step, per_step))
         from transformers import LogitsProcessor
 
         newline, newline_id, headers, eos = self.newline, self.newline_id, self.headers, self.eos
@@ -105,9 +113,9 @@ class StepScaffold:
                         self.forced[b] = True
                     else:
                         self.forced[b] = False
-                        if self.count[b] == 0 or self.step[b] < 2:
+                        if self.count[b] < min_step or self.step[b] < 2:
                             scores[b, eos] = float("-inf")
-                        if self.count[b] == 0:
+                        if self.count[b] < min_step:
                             scores[b, newline[:vocab].nonzero().squeeze(1)] = float("-inf")
                 return scores
 

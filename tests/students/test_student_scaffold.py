@@ -148,3 +148,35 @@ def test_the_scaffold_header_counts_as_answer_for_the_repetition_rules(tiny_mode
         repeats[prefix] = sum(any(t in out[i] for t in header) for i in out)
     assert repeats[0] > 0  # the prompt's header tokens come again when not counted ...
     assert repeats[len(header)] == 0  # ... and never once they are
+
+
+@pytest.mark.parametrize("min_step", [1, 5])
+def test_a_step_line_ends_only_after_min_step_tokens(tiny_model_dir, min_step):
+    """A model that would end every line at once writes exactly ``min_step`` tokens and
+    the line break per step (1: the local teacher's rule, content before the break)."""
+    from transformers import LogitsProcessor
+
+    from slimkit.llm.generate import generate
+    from slimkit.llm.scaffold import StepScaffold
+
+    student = make_student(tiny_model_dir)
+    tokenizer = student.tokenizer
+    scaffold = StepScaffold(tokenizer, len(tokenizer))
+
+    class LineBreakFirst(LogitsProcessor):
+        def __call__(self, input_ids, scores):  # (B, T), (B, V)
+            scores[:, scaffold.newline_id] = 1e4
+            return scores
+
+    def processors(rows: int, width: int):
+        inner = scaffold.processor(rows, width, per_step=10, min_step=min_step)
+        return lambda ids, scores: inner(ids, LineBreakFirst()(ids, scores))
+
+    out = {}
+    prompts = [student.prompt_ids(m) + tokenizer.encode(SCAFFOLD[0]) for m in MESSAGES]
+    generate(student._generation_model(), tokenizer, prompts, max_new_tokens=80, batch_size=3,
+             logits_processor=processors, progress=False,
+             on_done=lambda done: out.update({done.index: done}))
+    forced = sum(len(h) + 1 for h in scaffold.headers)  # headers of steps 2 and 3, a break each
+    for done in out.values():  # per step: min_step tokens, the break; then the end
+        assert done.new_tokens == forced - 2 + 3 * (min_step + 1) + 1, done

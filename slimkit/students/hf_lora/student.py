@@ -463,7 +463,7 @@ class HFLoraStudent:
 
         header, processor, marker, prefix = "", None, None, 0
         if self.scaffold_steps:
-            from slimkit.llm.scaffold import SCAFFOLD
+            from slimkit.llm.scaffold import MIN_STEP_SHARE, SCAFFOLD
 
             per_step = self.scaffold_per_step()
             # a constrained step 3 is ended by the constraint (within the budget), never
@@ -472,7 +472,8 @@ class HFLoraStudent:
             scaffold = self._step_scaffold()
 
             def processor(rows: int, width: int):
-                return scaffold.processor(rows, width, per_step, last_step)
+                return scaffold.processor(rows, width, per_step, last_step,
+                                          min_step=int(per_step * MIN_STEP_SHARE))
 
             prompts, prefix = self._scaffold_prompts(prompts)
             header, marker = SCAFFOLD[0], SCAFFOLD[2].strip()
