@@ -92,9 +92,9 @@ class HFLoraStudentParams(StudentParams):
     scaffold_steps: bool = Field(
         False, description="The student's generation writes the step headers itself, as the "
         "local teacher's scaffold does (the headers the student learned from it): the prompt "
-        "ends with step 1's header, each step is one line of at most an equal share of "
-        "max_new_tokens (headers counted), then the next header is forced, so every "
-        "rationale reaches step 3. Transformers backend."
+        "ends with step 1's header, each step is one line of at least half and at most all of "
+        "an equal share of max_new_tokens (headers counted), then the next header is "
+        "forced, so every rationale reaches step 3. Transformers backend."
     )
     gen_batch_size: int = Field(16, ge=1, description="Prompts decoded together.")
     gen_workers: Optional[int] = Field(
