@@ -122,11 +122,26 @@ def test_teacher_rationales_without_the_headers_are_warned_about(tiny_model_dir)
     assert not any("scaffold_steps" in w for w in warnings)
 
 
-def test_vllm_with_the_scaffold_is_refused_up_front():
+def test_vllm_with_the_scaffold_is_refused_up_front(tmp_path, monkeypatch):
+    """By the student, and by a stage command before any upstream stage (the teacher) runs."""
+    from helpers.teach_fixtures import tiny_spec
+
+    from slimkit.cache import StageCache
+    from slimkit.pipeline import Pipeline, run_stage_tracked
+    from slimkit.spec import validate_spec
     from slimkit.students.hf_lora import HFLoraStudent
 
     with pytest.raises(SlimkitError, match="scaffold_steps apply to the transformers backend"):
         HFLoraStudent(backend="vllm", scaffold_steps=True)
+
+    def no_stage(self, stage):
+        raise AssertionError(f"the {stage} stage ran before the refusal")
+
+    monkeypatch.setattr(Pipeline, "run", no_stage)
+    spec = validate_spec(tiny_spec(tmp_path / "data", {"kind": "statistics"},
+                                   student={"backend": "vllm", "scaffold_steps": True}))
+    with pytest.raises(SlimkitError, match="scaffold_steps apply to the transformers backend"):
+        run_stage_tracked(spec, "distill", StageCache(tmp_path / "cache"), progress=False)
 
 
 def test_the_scaffold_header_counts_as_answer_for_the_repetition_rules(tiny_model_dir):
