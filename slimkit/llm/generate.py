@@ -151,6 +151,7 @@ def generate(
     answer_repetition_penalty: float | None = None,
     answer_no_repeat_ngram_size: int | None = None,
     repetition_exempt: Sequence[int] = (),
+    answer_prefix: int = 0,
     logits_processor: ProcessorFactory | None = None,
     constraint: RowProcessorFactory | None = None,
     on_done: OnDone | None = None,
@@ -162,7 +163,9 @@ def generate(
     Greedy unless ``temperature`` > 0 (then sampling with ``top_p``, torch reseeded with
     ``seed`` before each batch when given). ``repetition_penalty`` is transformers' own
     (prompt included); ``answer_repetition_penalty`` and ``answer_no_repeat_ngram_size``
-    look at the answer only, ``repetition_exempt`` tokens spared (:mod:`slimkit.llm.repetition`); ``logits_processor`` then
+    look at the answer only, ``repetition_exempt`` tokens spared (:mod:`slimkit.llm.repetition`),
+    the last ``answer_prefix`` tokens of every prompt counted as answer (a header the
+    caller wrote for the model, e.g. the student's step scaffold); ``logits_processor`` then
     ``constraint`` run after them (see :mod:`slimkit.llm.constraints`). ``on_done(Completion)`` is called once per
     finished prompt, from the thread that decoded it, one call at a time. See the module
     docstring for batching, workers and Ctrl-C.
@@ -209,7 +212,7 @@ def generate(
         if answer_repetition_penalty or answer_no_repeat_ngram_size:
             from slimkit.llm.repetition import answer_repetition
 
-            processors.append(answer_repetition(ids.shape[1], answer_repetition_penalty,
+            processors.append(answer_repetition(ids.shape[1] - answer_prefix, answer_repetition_penalty,
                                                 answer_no_repeat_ngram_size, repetition_exempt))
         if logits_processor is not None:
             processors.append(logits_processor(len(batch), ids.shape[1]))

@@ -5,7 +5,7 @@ instructions back). With the scaffold the prompt ends with step 1's header, the 
 writes each step's content on one line, and when it ends the line (or spends
 ``per_step`` tokens) the next header is forced token by token, in the same decoding
 pass; after step 3's line comes the end of sequence. Line breaks and end of sequence
-are banned until a step has content.
+are banned until a step has content (``min_step`` tokens; the student asks for more).
 """
 
 from __future__ import annotations
@@ -19,6 +19,14 @@ SCAFFOLD = (
     "\nStep 3: Recommended items:",
 )
 """The headers: the first ends the prompt, the others are forced between steps."""
+
+MIN_STEP_TOKENS = 4
+"""Fewest free tokens per step a budgeted scaffold (:meth:`StepScaffold.per_step_within`) allows."""
+
+MIN_STEP_SHARE = 0.5
+"""Under the student's budgeted scaffold a step's line may end only after this share of
+its tokens: the quickstart student ends step 1 after "The user's preferences are:" for 40
+of 100 users otherwise (its habit is a list on the next lines, which the scaffold cuts)."""
 
 HEADER_ROOM = 24
 """Extra new tokens a scaffolded answer may take: the forced headers of steps 2 and 3."""
@@ -44,13 +52,29 @@ class StepScaffold:
         self.eos = tokenizer.eos_token_id
 
     def per_step(self, max_new_tokens: int) -> int:
-        """Free tokens a step may take before its line is ended for it."""
+        """Free tokens a step may take before its line is ended for it (the local teacher:
+        the headers come on top, :data:`HEADER_ROOM`)."""
         return max(8, max_new_tokens // len(SCAFFOLD))
 
-    def processor(self, batch: int, start: int, per_step: int, last_step: int | None = None):
+    @property
+    def forced_tokens(self) -> int:
+        """Tokens the scaffold forces into an answer at most: the headers of steps 2 and 3,
+        a line break before each, and one more line break and the end after step 3."""
+        return sum(len(h) + 1 for h in self.headers) + 2
+
+    def per_step_within(self, max_new_tokens: int) -> int:
+        """Free tokens per step so that the whole answer, forced tokens included, fits in
+        ``max_new_tokens`` (the student: its budget is what it learned, headers included);
+        below 1 when it cannot fit."""
+        return (max_new_tokens - self.forced_tokens) // len(SCAFFOLD)
+
+    def processor(self, batch: int, start: int, per_step: int, last_step: int | None = None,
+                  min_step: int = 1):
         """A fresh logits processor for ``batch`` rows whose prompts are ``start`` tokens
         wide (left padded); step 3 may take ``last_step`` free tokens (default ``per_step``;
-        larger when a title constraint ends the row itself)."""
+        larger when a title constraint ends the row itself); a line may end only after
+        ``min_step`` free tokens of its step (at most ``per_step``)."""
+        min_step = max(1, min(min_step, per_step))
         from transformers import LogitsProcessor
 
         newline, newline_id, headers, eos = self.newline, self.newline_id, self.headers, self.eos
@@ -89,9 +113,9 @@ class StepScaffold:
                         self.forced[b] = True
                     else:
                         self.forced[b] = False
-                        if self.count[b] == 0 or self.step[b] < 2:
+                        if self.count[b] < min_step or self.step[b] < 2:
                             scores[b, eos] = float("-inf")
-                        if self.count[b] == 0:
+                        if self.count[b] < min_step:
                             scores[b, newline[:vocab].nonzero().squeeze(1)] = float("-inf")
                 return scores
 

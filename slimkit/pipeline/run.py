@@ -135,6 +135,7 @@ def run_stage_tracked(spec: PipelineSpec, stage: str, cache: StageCache | None =
     the stages this call touched, their times and summaries, the metrics after train."""
     cache = cache or StageCache()
     pipeline = Pipeline(spec, cache, progress=progress)
+    preflight(pipeline, needed_stages(spec), stage)  # as `run` does: refused before upstream work
     start = time.perf_counter()
     with track(spec, cache) as tracker:
         result = pipeline.run(stage)

@@ -53,7 +53,7 @@ RATIONALE_STORE = "rationales"
 GENERATION_ONLY_FIELDS = frozenset(
     {"backend", "max_new_tokens", "gen_batch_size", "precision", "gen_workers", "num_users",
      "quality_users", "device", "adapter", "repetition_penalty", "no_repeat_ngram_size",
-     "constrain_items", "constrain_max_items", "constrain_candidates"}
+     "constrain_items", "constrain_max_items", "constrain_candidates", "scaffold_steps"}
 )
 """Student parameters that do not change the trained adapter."""
 

@@ -89,6 +89,13 @@ class HFLoraStudentParams(StudentParams):
         3, ge=1, description="Titles step 3 names under constrain_items (fewer only when "
         "max_new_tokens would cut the next one)."
     )
+    scaffold_steps: bool = Field(
+        False, description="The student's generation writes the step headers itself, as the "
+        "local teacher's scaffold does (the headers the student learned from it): the prompt "
+        "ends with step 1's header, each step is one line of at least half and at most all of "
+        "an equal share of max_new_tokens (headers counted), then the next header is "
+        "forced, so every rationale reaches step 3. Transformers backend."
+    )
     gen_batch_size: int = Field(16, ge=1, description="Prompts decoded together.")
     gen_workers: Optional[int] = Field(
         None,

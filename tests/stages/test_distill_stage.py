@@ -118,6 +118,25 @@ def test_constrained_and_anti_repetition_generation_reuses_the_adapter(tmp_path,
     assert free.key != constrained.key
 
 
+def test_scaffolded_generation_reuses_the_adapter_and_reaches_step_3_for_every_user(
+        tmp_path, tiny_model_dir):
+    """student.scaffold_steps changes the rationales, not the adapter; the statistics
+    teacher writes no scaffold headers, which the stage warns about."""
+    from slimkit.pipeline import Pipeline
+
+    cache = StageCache(tmp_path / "cache")
+    raw = make_raw(tmp_path, tiny_model_dir, max_new_tokens=64)
+    free = Pipeline(validate_spec(raw), cache, progress=False).run("distill")
+    raw["student"].update(scaffold_steps=True, constrain_items=True)
+    scaffolded = Pipeline(validate_spec(raw), cache, progress=False).run("distill")
+    assert scaffolded.summary["adapter"] == "restored"
+    assert scaffolded.summary["generated"] == 50 and scaffolded.summary["cached"] == 0
+    assert scaffolded.summary["well_formed_share"] == 1.0
+    assert free.summary["well_formed_share"] < 1.0  # the random model alone does not
+    assert any("scaffold_steps" in w for w in scaffolded.summary["warnings"])
+    assert free.key != scaffolded.key
+
+
 def test_a_given_adapter_skips_training_and_is_reused(tmp_path, tiny_model_dir, monkeypatch):
     from slimkit.pipeline import Pipeline
     from slimkit.students.hf_lora import HFLoraStudent

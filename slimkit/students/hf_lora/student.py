@@ -61,14 +61,17 @@ class HFLoraStudent:
         constrain_items: bool = False,
         constrain_max_items: int = 3,
         constrain_candidates: int | None = None,
+        scaffold_steps: bool = False,
         **extra: Any,
     ):
         if extra:
             raise SlimkitError(f"student: unknown hf-lora parameters {sorted(extra)}")
-        if backend == "vllm" and (constrain_items or repetition_penalty or no_repeat_ngram_size):
+        if backend == "vllm" and (constrain_items or repetition_penalty or no_repeat_ngram_size
+                                  or scaffold_steps):
             raise SlimkitError(
-                "student.constrain_items, repetition_penalty and no_repeat_ngram_size apply to "
-                "the transformers backend, not vllm.",
+                "student.constrain_items, repetition_penalty, no_repeat_ngram_size and "
+                "scaffold_steps apply to the transformers backend, not vllm (they are logits "
+                "processors with per-row state, which vLLM does not run).",
                 hint="Use student.backend=transformers, or leave these settings empty.",
             )
         if backend == "vllm":
@@ -101,6 +104,8 @@ class HFLoraStudent:
         self.constrain_max_items = constrain_max_items
         self.constrain_candidates = constrain_candidates
         self._title_trie = None  # (titles, TitleTrie), built on the first constrained run
+        self.scaffold_steps = scaffold_steps
+        self._scaffold = None  # the StepScaffold, built with the tokenizer
         self._gen_model = None  # the (maybe bf16 or int8) copy generation runs on
         self._vllm = None  # the vLLM engine, created on first use
         self._base_path: str | None = None
@@ -222,7 +227,70 @@ class HFLoraStudent:
         if plan.max_new_tokens != AUTO:
             self.max_new_tokens = int(plan.max_new_tokens)
         self.lengths = {"checked": True, **plan.to_dict()}
+        if self.scaffold_steps:
+            self.scaffold_per_step()  # too few new tokens for the headers: refused now
+            warning = self._scaffold_mismatch(rationales)
+            if warning:
+                self.lengths["warnings"] = [*self.lengths.get("warnings", []), warning]
         return self.lengths
+
+    # -- the step scaffold ---------------------------------------------------------------
+    def _step_scaffold(self):
+        """The :class:`~slimkit.llm.scaffold.StepScaffold` of this tokenizer (built once)."""
+        if self._scaffold is None:
+            from slimkit.llm.scaffold import StepScaffold
+
+            self._require_tokenizer()
+            self._scaffold = StepScaffold(self.tokenizer, len(self.tokenizer))
+        return self._scaffold
+
+    def scaffold_per_step(self) -> int:
+        """Free tokens each step may take under ``scaffold_steps``: an equal share of
+        ``max_new_tokens`` once the forced headers are counted, so step 3 is always
+        reached; a :class:`SlimkitError` when that share is too small to say anything."""
+        from slimkit.llm.scaffold import MIN_STEP_TOKENS
+
+        self._require_lengths()
+        scaffold = self._step_scaffold()
+        per_step = scaffold.per_step_within(int(self.max_new_tokens))
+        if per_step < MIN_STEP_TOKENS:
+            need = scaffold.forced_tokens + 3 * MIN_STEP_TOKENS
+            raise SlimkitError(
+                f"student.max_new_tokens={self.max_new_tokens} is too small for "
+                f"student.scaffold_steps: the forced step headers take {scaffold.forced_tokens} "
+                f"tokens, leaving {max(per_step, 0)} per step.",
+                hint=f"Set student.max_new_tokens to {need} or more (or 'auto'), or turn "
+                "student.scaffold_steps off.",
+            )
+        return per_step
+
+    @staticmethod
+    def _scaffold_mismatch(rationales: Sequence[str] | None) -> str | None:
+        """A warning when the teacher's rationales (the training targets) do not carry the
+        scaffold's headers: the scaffold would force headers the student never learned."""
+        from slimkit.llm.scaffold import SCAFFOLD
+
+        if not rationales:
+            return None
+        headers = [h.strip() for h in SCAFFOLD]
+        carried = sum(all(h in r for h in headers) for r in rationales)
+        if carried >= len(rationales) / 2:
+            return None
+        return (f"student.scaffold_steps forces the headers {headers}, but only {carried} of the "
+                f"{len(rationales)} teacher rationales the student learns from carry them (the "
+                "local teacher writes them with teacher.scaffold_steps on); the student will be "
+                "made to write headers it did not learn. Turn student.scaffold_steps off for "
+                "this teacher.")
+
+    def _scaffold_prompts(self, prompts: Sequence[Sequence[int]]) -> tuple[list[list[int]], int]:
+        """(the prompts with step 1's header appended, the header's tokens). Appended as
+        tokens, so prompt + header reads exactly like the start of a training example,
+        where the header opens the target; the header is part of the answer for the
+        answer-only repetition rules, as when the student writes it itself."""
+        from slimkit.llm.scaffold import SCAFFOLD
+
+        header = list(self.tokenizer(SCAFFOLD[0], add_special_tokens=False)["input_ids"])
+        return [list(p) + header for p in prompts], len(header)
 
     def _require_lengths(self) -> None:
         if self.max_new_tokens == AUTO:
@@ -323,6 +391,8 @@ class HFLoraStudent:
             no_repeat_ngram_size=self.no_repeat_ngram_size, constrain_items=self.constrain_items,
             constrain_max_items=self.constrain_max_items,
             constrain_candidates=self.constrain_candidates))
+        if self.scaffold_steps:  # a scaffolded rationale is another answer
+            params["scaffold_steps"] = True
         return params
 
     def resolved_precision(self) -> str:
@@ -378,7 +448,9 @@ class HFLoraStudent:
         ``adapter=False`` asks for the base model: with transformers only before an
         adapter was put on, with vLLM at any time. ``item_constraint``
         (:class:`slimkit.llm.constraints.ItemConstraint`, one banned set per prompt)
-        restricts step 3 to unseen catalogue titles (``constrain_items``).
+        restricts step 3 to unseen catalogue titles (``constrain_items``). With
+        ``scaffold_steps`` the prompts get step 1's header, the scaffold forces the others
+        (:mod:`slimkit.llm.scaffold`) and every text starts with step 1's header.
         """
         self._require_loaded()
         self._require_lengths()
@@ -389,9 +461,26 @@ class HFLoraStudent:
             raise RuntimeError("the transformers backend generates base rationales before training")
         from slimkit.llm.generate import generate, step_marker_tokens
 
+        header, processor, marker, prefix = "", None, None, 0
+        if self.scaffold_steps:
+            from slimkit.llm.scaffold import MIN_STEP_SHARE, SCAFFOLD
+
+            per_step = self.scaffold_per_step()
+            # a constrained step 3 is ended by the constraint (within the budget), never
+            # cut mid-title; a free one gets the same share as the others
+            last_step = int(self.max_new_tokens) if item_constraint is not None else None
+            scaffold = self._step_scaffold()
+
+            def processor(rows: int, width: int):
+                return scaffold.processor(rows, width, per_step, last_step,
+                                          min_step=int(per_step * MIN_STEP_SHARE))
+
+            prompts, prefix = self._scaffold_prompts(prompts)
+            header, marker = SCAFFOLD[0], SCAFFOLD[2].strip()
+
         def report(done) -> None:
             if on_done is not None:
-                on_done(done.index, done.text.strip(), done.new_tokens)
+                on_done(done.index, (header + done.text).strip(), done.new_tokens)
 
         try:
             return generate(
@@ -406,7 +495,9 @@ class HFLoraStudent:
                 answer_no_repeat_ngram_size=self.no_repeat_ngram_size,
                 repetition_exempt=(step_marker_tokens(self.tokenizer)
                                    if self.repetition_penalty or self.no_repeat_ngram_size else ()),
-                constraint=self._constraint(item_constraint),
+                answer_prefix=prefix,
+                logits_processor=processor,
+                constraint=self._constraint(item_constraint, marker),
                 on_done=report,
                 progress=progress,
                 description=description,
@@ -421,8 +512,10 @@ class HFLoraStudent:
                 ) from exc
             raise
 
-    def _constraint(self, item_constraint: Any):
-        """The per-batch processor factory of an item constraint (the trie built once)."""
+    def _constraint(self, item_constraint: Any, marker: str | None = None):
+        """The per-batch processor factory of an item constraint (the trie built once);
+        ``marker``: where step 3 starts, when not the constraint's own (the scaffold's
+        step-3 header, whose words after "Step 3:" are forced, not titles)."""
         if item_constraint is None:
             return None
         from slimkit.llm.constraints import TitleTrie, constraint_factory
@@ -430,6 +523,8 @@ class HFLoraStudent:
         titles = list(item_constraint.titles)
         if self._title_trie is None or self._title_trie[0] != titles:
             self._title_trie = (titles, TitleTrie(self.tokenizer, titles))
+        if marker is not None:
+            item_constraint = dataclasses.replace(item_constraint, marker=marker)
         return constraint_factory(self._title_trie[1], dataclasses.replace(
             item_constraint, max_items=self.constrain_max_items, max_new_tokens=self.max_new_tokens))
 
