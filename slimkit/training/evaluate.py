@@ -125,13 +125,7 @@ class Evaluator:
             ties_all.append(ties)
             if with_lists:
                 tops.append(scores.topk(min(10, self.num_items), dim=1).indices.cpu().numpy())
-        per_user = ranking_metrics(np.concatenate(greater_all), np.concatenate(ties_all), opts.ks)
-        return EvalResult(
-            metrics=mean_metrics(per_user),
-            per_user=per_user,
-            top_items=np.concatenate(tops) if tops else np.zeros((0, 10), dtype=np.int64),
-            targets=samples.targets,
-        )
+        return _result(greater_all, ties_all, tops, samples.targets, opts.ks)
 
     def _evaluate_chunked(self, model: Any, split: str, *, with_lists: bool) -> EvalResult:
         """Full ranking, one chunk of items at a time (see the module docstring)."""
@@ -168,10 +162,15 @@ class Evaluator:
             ties_all.append(ties)
             if with_lists:
                 tops.append(rank.top_items())
-        per_user = ranking_metrics(np.concatenate(greater_all), np.concatenate(ties_all), opts.ks)
-        return EvalResult(
-            metrics=mean_metrics(per_user),
-            per_user=per_user,
-            top_items=np.concatenate(tops) if tops else np.zeros((0, 10), dtype=np.int64),
-            targets=samples.targets,
-        )
+        return _result(greater_all, ties_all, tops, samples.targets, opts.ks)
+
+
+def _result(greater: list, ties: list, tops: list, targets: np.ndarray, ks: Any) -> EvalResult:
+    """The split's metrics from per-batch rank counts and top-10 lists."""
+    per_user = ranking_metrics(np.concatenate(greater), np.concatenate(ties), ks)
+    return EvalResult(
+        metrics=mean_metrics(per_user),
+        per_user=per_user,
+        top_items=np.concatenate(tops) if tops else np.zeros((0, 10), dtype=np.int64),
+        targets=targets,
+    )
