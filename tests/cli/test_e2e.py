@@ -129,7 +129,7 @@ def run(tmp_path_factory):
 
     # 1. Kill -9 once the student has written its first batch of rationales.
     first = _start(["run", "-c", str(config)], cache, root / "kill.log")
-    # The base student writes 1 held-out rationale first, then batches of 8.
+    # The base student writes the teacher users' rationales first, then batches of 8.
     _wait_for(lambda: _records(cache, "rationales") >= 2, first, "the first student batch")
     first.send_signal(signal.SIGKILL)
     first.wait(30)
@@ -144,7 +144,10 @@ def run(tmp_path_factory):
 
     # 3. --force train, interrupted with Ctrl-C while it trains.
     log = root / "interrupt.log"
-    forced = _start(["run", "-c", str(config), "--force", "train"], cache, log)
+    # Enough epochs that Ctrl-C lands during training (an epoch here takes well under 1 s);
+    # step 4 runs the same spec.
+    longer = ["--set", "train.epochs=60", "--set", "train.patience=60"]
+    forced = _start(["run", "-c", str(config), "--force", "train", *longer], cache, log)
     _wait_for(lambda: "epoch" in log.read_text(), forced, "the first training epoch")
     forced.send_signal(signal.SIGINT)
     forced.wait(60)
@@ -152,9 +155,10 @@ def run(tmp_path_factory):
     out["interrupted_log"] = log.read_text()
 
     # 4. The next run retrains only what was lost.
-    final = _slimkit(["run", "-c", str(config), "--json"], cache)
+    final = _slimkit(["run", "-c", str(config), "--json", *longer], cache)
     assert final.returncode == 0, final.stderr[-3000:]
     out["final"] = json.loads(final.stdout)
+    out["longer"] = longer
     return out
 
 
@@ -230,16 +234,15 @@ def test_warm_run_does_no_work(run):
 
 
 def test_status_reports_everything_cached_then_what_changed(run):
-    status = _slimkit(["status", "-c", str(run["config"]), "--json"], run["cache"])
+    last = ["status", "-c", str(run["config"]), *run["longer"], "--json"]  # the final run's spec
+    status = _slimkit(last, run["cache"])
     assert status.returncode == 0, status.stderr
     assert {r["status"] for r in json.loads(status.stdout)} == {"cached"}
-    changed = _slimkit(
-        ["status", "-c", str(run["config"]), "--set", "train.epochs=3", "--json"], run["cache"]
-    )
+    changed = _slimkit([*last, "--set", "train.epochs=3"], run["cache"])
     rows = {r["stage"]: r for r in json.loads(changed.stdout)}
     assert rows["encode"]["status"] == "cached"
     assert rows["train"]["status"] == "stale"
-    assert rows["train"]["changes"] == ["train.epochs: 2 -> 3"]
+    assert rows["train"]["changes"] == ["train.epochs: 60 -> 3"]
 
 
 def test_recommend_json(run):
