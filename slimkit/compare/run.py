@@ -233,6 +233,56 @@ def teacher_coverage(pipeline: Any) -> dict[str, int]:
     return {"users": done, "of": users}
 
 
+def _train_row(row_spec, root: str) -> float:
+    """A worker process's row: train it into the shared cache; its seconds."""
+    from slimkit.pipeline import Pipeline
+
+    return Pipeline(row_spec, StageCache(root), progress=False).run("train").seconds
+
+
+def train_in_parallel(planned, cache: StageCache, jobs: int, console) -> dict[int, float]:
+    """Train the rows of ``planned`` that are not cached, ``jobs`` at a time in separate
+    processes (one torch thread each); ``{row index: seconds}`` of those that finished.
+
+    Upstream stages (teach, distill, encode) run first, here, once: rows only share them.
+    A row that fails in a worker is left untrained, and the caller's sequential pass
+    trains it again and reports the error with the row's name.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from slimkit.pipeline import Pipeline
+    from slimkit.pipeline.keys import uses_text
+
+    todo = [i for i, (_, _, row_spec) in enumerate(planned)
+            if Pipeline(row_spec, cache, progress=False).cached("train") is None]
+    if len(todo) < 2:
+        return {}
+    for i in todo:  # upstream once, in this process, with its progress
+        row_spec = planned[i][2]
+        pipeline = Pipeline(row_spec, cache, progress=console is not None)
+        pipeline.vectors() if uses_text(row_spec) else pipeline.dataset()
+    if console is not None:
+        console.print(f"[bold]training {len(todo)} rows, {jobs} at a time[/]")
+    done: dict[int, float] = {}
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=context) as pool:
+        futures = {pool.submit(_train_row, planned[i][2], str(cache.root)): i for i in todo}
+        for future in as_completed(futures):
+            i = futures[future]
+            backbone, method, _ = planned[i]
+            try:
+                done[i] = future.result()
+            except Exception as exc:  # noqa: BLE001 - the sequential pass reports it properly
+                if console is not None:
+                    console.print(f"    {backbone} · {method}: failed in its worker ({exc}); "
+                                  "trying it again on its own")
+                continue
+            if console is not None:
+                console.print(f"    {backbone} · {method}: trained in {done[i]:.0f} s")
+    return done
+
+
 def run_compare(
     spec,
     cache: StageCache | None = None,
@@ -241,14 +291,17 @@ def run_compare(
     methods: list[str] | None = None,
     plot: str | Path | None = None,
     progress: bool = True,
+    jobs: int = 1,
 ) -> CompareResult:
-    """Train (or take from the cache) every row and collect the table."""
+    """Train (or take from the cache) every row and collect the table; ``jobs`` > 1 trains
+    the missing rows that many at a time in separate processes."""
     from slimkit.pipeline import Pipeline
 
     cache = cache or StageCache()
     started = time.perf_counter()
     planned = plan(spec, backbones, methods)
     console = stderr_console() if progress else None
+    parallel = train_in_parallel(planned, cache, jobs, console) if jobs > 1 else {}
     rows: list[dict[str, Any]] = []
     per_user: list[dict[int, dict[str, Any]] | None] = []
     counts = None
@@ -263,6 +316,8 @@ def run_compare(
         except SlimkitError as exc:
             exc.message = f"compare row {backbone} · {method}: {exc.message}"
             raise
+        if number - 1 in parallel:
+            result.cached, result.seconds = False, parallel[number - 1]
         report = read_metrics(result.path)
         users = read_per_user(result.path)
         per_user.append(users)

@@ -292,3 +292,30 @@ def test_one_seed_has_no_spread():
     block = _metric_block({"test": {"ndcg@10": 0.1}, "test_std": {"ndcg@10": 0.02},
                            "seeds": [{"seed": 1}, {"seed": 2}]}, "test")
     assert _fmt(block["ndcg@10"]) == "0.1000 ± 0.0200"
+
+
+@pytest.mark.slow
+def test_jobs_train_missing_rows_in_worker_processes_with_the_same_results(tmp_path):
+    from slimkit.cache import StageCache
+    from slimkit.compare import run_compare
+
+    spec = _tiny_pipeline_spec(tmp_path)
+    cache = StageCache()
+    methods = ["plain", "slim", "text-match"]
+    alone = run_compare(spec, cache, methods=methods, progress=False)
+    assert alone.trained == ["sasrec/plain", "sasrec/slim", "sasrec/text-match"]
+    for row in alone.rows:  # forget the trained rows; upstream stages stay cached
+        cache.delete("train", row["train_key"])
+
+    from slimkit.compare.run import train_in_parallel
+
+    done = train_in_parallel(plan(spec, None, methods), cache, 2, None)
+    assert sorted(done) == [0, 1, 2] and all(seconds > 0 for seconds in done.values())
+    parallel = run_compare(spec, cache, methods=methods, progress=False)
+    for a, b in zip(alone.rows, parallel.rows):  # same seeds, one thread each: same models
+        assert b["cached"] and a["train_key"] == b["train_key"]
+        for metric, block in a["test"].items():
+            assert b["test"][metric]["mean"] == pytest.approx(block["mean"], abs=1e-6), metric
+
+    # All cached now: nothing goes to a worker.
+    assert train_in_parallel(plan(spec, None, methods), cache, 2, None) == {}
