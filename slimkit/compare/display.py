@@ -107,13 +107,15 @@ def draw_popularity(rows: list[dict[str, Any]], path: Path) -> Path:
     path = Path(path)
     if path.parent and not path.parent.exists():
         raise SlimkitError(f"--plot: the folder {path.parent} does not exist.")
-    labels = [f"{r['backbone']}\n{r['method']}" for r in rows]  # short: the table has coverage
+    # short (the table has coverage); long method names break at their last hyphen
+    labels = [f"{r['backbone']}\n" + "-\n".join(r["method"].rsplit("-", 1)) if len(r["method"]) > 12
+              else f"{r['backbone']}\n{r['method']}" for r in rows]
     tail = [r["popularity"].get("tail_share@10", 0.0) for r in rows]
     head = [1.0 - t for t in tail]
     hit_head = [r["popularity"].get("hit@10_head", 0.0) for r in rows]
     hit_tail = [r["popularity"].get("hit@10_tail", 0.0) for r in rows]
     x = list(range(len(rows)))
-    width = max(6.0, 1.1 * len(rows))
+    width = max(6.0, 1.3 * len(rows))
     curves = [r for r in rows if r.get("popularity_curve")]
     fig = plt.figure(figsize=(width, 10.5 if curves else 7))
     grid = fig.add_gridspec(3 if curves else 2, 1)
