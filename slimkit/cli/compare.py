@@ -32,9 +32,8 @@ JobsOption = typer.Option(
     1,
     "--jobs",
     min=1,
-    help="Rows trained at once, each in its own process with one torch thread. Upstream "
-    "stages run first, once. On a 2-core CPU --jobs 2 takes about half the time; more jobs "
-    "than cores only share them.",
+    help="Rows trained at once, each in its own process with one torch thread (so one core "
+    "each; more jobs than cores only share them). Upstream stages run first, once.",
 )
 
 

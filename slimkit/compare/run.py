@@ -261,7 +261,10 @@ def train_in_parallel(planned, cache: StageCache, jobs: int, console) -> dict[in
     for i in todo:  # upstream once, in this process, with its progress
         row_spec = planned[i][2]
         pipeline = Pipeline(row_spec, cache, progress=console is not None)
-        pipeline.vectors() if uses_text(row_spec) else pipeline.dataset()
+        if uses_text(row_spec):
+            pipeline.vectors()
+        else:
+            pipeline.dataset()
     if console is not None:
         console.print(f"[bold]training {len(todo)} rows, {jobs} at a time[/]")
     done: dict[int, float] = {}
