@@ -198,6 +198,23 @@ def _positions(model, component: str, item_seq, lengths, users, first) -> None:
     if not close(first, scores, atol=1e-4):
         raise fail(component, "score_positions at the last real positions differs from "
                    f"score_all (max diff {max_diff(first, scores):.2e})")
+    # Leakage-free rationales (prompt.rationale_cut) pass users as (B, L): the table row
+    # each position may read. Every row repeated along L must give the (B,) result.
+    rows = users.unsqueeze(1).expand(batch, width)  # (B, L)
+    hint = ("with prompt.rationale_cut, training passes users as (B, L), one table row per "
+            "position: index user-level tables with users of either shape (see "
+            "slimkit.fusions.slim)")
+    try:
+        per_row = model.forward_positions(item_seq, lengths, rows)
+        per_row_scores = model.score_positions(item_seq, lengths, rows, where)
+    except Exception as exc:  # noqa: BLE001 - a plugin's own error, reported as a check
+        raise fail(component, f"forward_positions / score_positions with users of shape "
+                   f"(B, L) raised {type(exc).__name__}: {exc}", hint) from exc
+    if tuple(per_row.shape) != tuple(out.shape) or not close(out, per_row, atol=1e-4):
+        raise fail(component, "forward_positions with users (B, L), each row's user repeated, "
+                   "differs from users (B,)", hint)
+    if not close(scores, per_row_scores, atol=1e-4):
+        raise fail(component, "score_positions with users (B, L) differs from users (B,)", hint)
 
 
 def _new_user(model, component: str, item_seq, lengths, users, text_dim: int,

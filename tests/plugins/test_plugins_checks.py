@@ -302,6 +302,34 @@ def test_add_user_must_give_a_known_vector_the_known_users_scores():
         check_fusion(_user_table(_UserTable))
 
 
+class _UserVectorPerRow(_AppendsCentredVectors):
+    """A per-user rationale vector added at every position, indexed as if ``users`` were
+    always (B,)."""
+
+    def supports_positions(self):
+        return True
+
+    def forward_positions(self, item_seq, lengths, users):
+        out = self.backbone.forward_positions(item_seq, lengths)  # (B, L, D)
+        return out + self.project(self.users[users]).unsqueeze(1)  # wrong for users (B, L)
+
+
+class _UserVectorAnyShape(_UserVectorPerRow):
+    def forward_positions(self, item_seq, lengths, users):
+        vec = self.project(self.users[users])  # (B, D) or (B, L, D)
+        out = self.backbone.forward_positions(item_seq, lengths)
+        return out + (vec.unsqueeze(1) if users.dim() == 1 else vec)
+
+
+def test_a_head_must_take_users_per_position_for_leakage_free_rationales():
+    cls = functools.partial(implementation("backbones", "gru4rec"), hidden_size=16)
+    report = check_fusion(_user_table(_UserVectorAnyShape), backbone=cls)
+    assert "forward_positions" in report["checked"]
+    with pytest.raises(ContractError, match=r"users of shape \(B, L\)|users \(B, L\)") as err:
+        check_fusion(_user_table(_UserVectorPerRow), backbone=cls)
+    assert "rationale_cut" in str(err.value)
+
+
 def test_add_user_of_a_head_without_user_features_is_a_clear_error():
     from slimkit.fusions.none import build_no_fusion
 
