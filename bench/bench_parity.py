@@ -336,6 +336,8 @@ def merge(paths: list[Path], out: Path) -> None:
     for path, part in parts:
         for model, entry in part.get("models", {}).items():
             merged = results["models"].setdefault(model, {"slimkit": [], "recbole": []})
+            if "recbole_from" in entry:  # RecBole's runs came from an earlier file
+                merged["recbole_from"] = entry["recbole_from"]
             for side in ("slimkit", "recbole"):
                 seen = {run["seed"] for run in merged[side]}
                 for run in entry.get(side, []):
