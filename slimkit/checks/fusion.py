@@ -207,7 +207,7 @@ def _positions(model, component: str, item_seq, lengths, users, first) -> None:
     try:
         per_row = model.forward_positions(item_seq, lengths, rows)
         per_row_scores = model.score_positions(item_seq, lengths, rows, where)
-    except Exception as exc:  # noqa: BLE001 - a plugin's own error, reported as a check
+    except Exception as exc:  # a plugin's own error, reported as a check
         raise fail(component, f"forward_positions / score_positions with users of shape "
                    f"(B, L) raised {type(exc).__name__}: {exc}", hint) from exc
     if tuple(per_row.shape) != tuple(out.shape) or not close(out, per_row, atol=1e-4):
