@@ -322,11 +322,12 @@ def merge(paths: list[Path], out: Path) -> None:
         except (OSError, ValueError) as exc:
             print(f"error: cannot read {path}: {exc}", file=sys.stderr)
             sys.exit(2)
-    protocols = {part.get("protocol") for _, part in parts}
-    if len(protocols) != 1:
-        print("error: --merge needs JSONs of one protocol, got:\n  " + "\n  ".join(
-            sorted(map(str, protocols))), file=sys.stderr)
-        sys.exit(2)
+    for key in ("protocol", "slimkit_mode"):
+        values = {part.get(key) for _, part in parts}
+        if len(values) != 1:
+            print(f"error: --merge needs JSONs of one {key}, got:\n  " + "\n  ".join(
+                sorted(map(str, values))), file=sys.stderr)
+            sys.exit(2)
     first = parts[0][1]
     results = {key: first[key] for key in first if key not in ("models", "seeds", "date")}
     results["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())

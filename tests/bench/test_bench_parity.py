@@ -97,3 +97,10 @@ def test_merge_combines_sides_run_apart(bench, tmp_path, capsys):
         bench.merge([slim, other], out)
     assert info.value.code == 2
     assert "one protocol" in capsys.readouterr().err
+    # Runs of another slimkit train.mode are not pooled either.
+    per_prefix = tmp_path / "pp.json"
+    per_prefix.write_text(json.dumps({**json.loads(rb.read_text()), "slimkit_mode": "per-prefix"}))
+    with pytest.raises(SystemExit) as info:
+        bench.merge([slim, per_prefix], out)
+    assert info.value.code == 2
+    assert "one slimkit_mode" in capsys.readouterr().err
