@@ -295,14 +295,26 @@ def reach_ratios(entry: dict) -> dict:
     return out
 
 
+def read_results(path: Path) -> dict:
+    """An earlier JSON of this bench; exits with 2 if it cannot be read."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        print(f"error: cannot read {path}: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+def summarise_entry(entry: dict) -> None:
+    """Per side mean and sd, and the time to RecBole's best, from a model's runs."""
+    entry["summary"] = {side: side_summary(entry[side]) for side in ("slimkit", "recbole")
+                        if entry[side]}
+    entry["time_to_recbole_best"] = reach_ratios(entry)
+
+
 def load_recbole_runs(path: Path, protocol: str) -> dict:
     """RecBole's runs per model from an earlier JSON of this bench, with where they came from.
     Exits with 2 if the file is missing or its protocol is not ``protocol``."""
-    try:
-        earlier = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        print(f"error: cannot read --recbole-from {path}: {exc}", file=sys.stderr)
-        sys.exit(2)
+    earlier = read_results(path)
     if earlier.get("protocol") != protocol:
         print(f"error: --recbole-from {path} was run with\n  {earlier.get('protocol')}\n"
               f"not this run's\n  {protocol}\nUse the same --batch-size and --patience.",
@@ -315,13 +327,7 @@ def load_recbole_runs(path: Path, protocol: str) -> dict:
 
 def merge(paths: list[Path], out: Path) -> None:
     """One JSON with every run of ``paths`` (same protocol; a seed at most once per side)."""
-    parts = []
-    for path in paths:
-        try:
-            parts.append((path, json.loads(Path(path).read_text())))
-        except (OSError, ValueError) as exc:
-            print(f"error: cannot read {path}: {exc}", file=sys.stderr)
-            sys.exit(2)
+    parts = [(path, read_results(path)) for path in paths]
     for key in ("protocol", "slimkit_mode"):
         values = {part.get(key) for _, part in parts}
         if len(values) != 1:
@@ -348,9 +354,7 @@ def merge(paths: list[Path], out: Path) -> None:
                         sys.exit(2)
                     merged[side].append(run)
     for entry in results["models"].values():
-        entry["summary"] = {side: side_summary(entry[side]) for side in ("slimkit", "recbole")
-                            if entry[side]}
-        entry["time_to_recbole_best"] = reach_ratios(entry)
+        summarise_entry(entry)
     results["seeds"] = sorted({run["seed"] for entry in results["models"].values()
                                for run in entry["slimkit"] + entry["recbole"]})
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -495,9 +499,7 @@ def main() -> None:
                     args.patience)})
                 print(f"recbole {model} seed {seed}: {entry['recbole'][-1]['test']} "
                       f"({time.perf_counter() - started:.0f}s)", file=sys.stderr)
-            entry["summary"] = {side: side_summary(entry[side]) for side in ("slimkit", "recbole")
-                                if entry[side]}
-            entry["time_to_recbole_best"] = reach_ratios(entry)
+            summarise_entry(entry)
             results["models"][model] = entry
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(results, indent=2))  # partial results survive
